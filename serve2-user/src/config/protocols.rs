@@ -1,0 +1,240 @@
+//! Turning `protocols` entries into detectors and handlers, checking every
+//! file and address they name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::Checker;
+use super::address::check_target;
+use super::error::JsonPath;
+use super::raw::{EmptyConf, HttpConf, OneOrMany, ProxyConf, RawProtocol, TlsConf, TlsMatcherConf};
+use crate::detect::{ClientHelloDetector, Detector, HttpDetector, MagicDetector, NeverDetector, TlsStateMatcher};
+use crate::handler::{
+    BackendVerification, DiscardHandler, EchoHandler, FileServer, NotFound, ProxyHandler, TlsTerminator, client_config,
+    load_certificates, load_private_key, server_config,
+};
+use crate::protocol::{Handler, Protocol};
+
+/// The kinds serve2d knows.
+pub const KINDS: [&str; 6] = ["proxy", "tls", "tlsmatcher", "http", "echo", "discard"];
+
+/// Settings shared by every protocol of a configuration.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shared {
+    pub connect_timeout: Duration,
+}
+
+impl Checker<'_> {
+    /// Parses `conf` (absent = `{}`) as `T`, reporting errors at their exact
+    /// place inside it.
+    fn conf<T: DeserializeOwned>(&mut self, at: &JsonPath, conf: Option<&RawValue>) -> Option<T> {
+        let text = conf.map_or("{}", RawValue::get);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        match serde_path_to_error::deserialize(&mut deserializer) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let path = at.key("conf").join_serde(e.path());
+                let message = strip_position(&e.inner().to_string());
+                match conf {
+                    Some(raw) => {
+                        let base = raw.get().as_ptr() as usize - self.source.as_ptr() as usize;
+                        let inner = super::error::offset_of(text, e.inner().line(), e.inner().column());
+                        self.problem_at_offset(path, base + inner, message);
+                    }
+                    None => self.problem(at.clone(), format!("conf: {message}")),
+                }
+                None
+            }
+        }
+    }
+
+    /// Builds protocol `index` of a list at `list`.
+    pub(super) fn protocol(
+        &mut self,
+        list: &JsonPath,
+        index: usize,
+        raw: &RawProtocol<'_>,
+        shared: Shared,
+    ) -> Option<Protocol> {
+        let at = list.index(index);
+        let kind = raw.kind.as_str();
+        let (detector, handler): (Arc<dyn Detector>, Arc<dyn Handler>) = match kind {
+            "proxy" => {
+                let conf: ProxyConf = self.conf(&at, raw.conf)?;
+                let target = self.target(&at.key("conf").key("target"), &conf.target)?;
+                let detector: Arc<dyn Detector> = match conf.magic {
+                    Some(magic) => Arc::new(self.magic(&at.key("conf").key("magic"), magic)?),
+                    None if raw.default => Arc::new(NeverDetector),
+                    None => {
+                        let message =
+                            "conf.magic is required (a string or an array of strings) unless \"default\": true";
+                        self.problem(at.clone(), message.to_owned());
+                        return None;
+                    }
+                };
+                (detector, Arc::new(ProxyHandler::new(target, shared.connect_timeout)))
+            }
+            "tls" => {
+                let conf: TlsConf = self.conf(&at, raw.conf)?;
+                (Arc::new(ClientHelloDetector), Arc::new(self.tls_terminator(&at, &conf)?))
+            }
+            "tlsmatcher" => {
+                let conf: TlsMatcherConf = self.conf(&at, raw.conf)?;
+                let target = self.target(&at.key("conf").key("target"), &conf.target)?;
+                let mut handler = ProxyHandler::new(target, shared.connect_timeout);
+                if conf.dial_tls {
+                    handler = handler.with_tls(self.backend_tls(&at, &conf)?);
+                }
+                (Arc::new(tls_state_matcher(&conf)), Arc::new(handler))
+            }
+            "http" => {
+                let conf: HttpConf = self.conf(&at, raw.conf)?;
+                (Arc::new(HttpDetector), Arc::new(self.file_server(&at, conf)?))
+            }
+            "echo" | "discard" => {
+                let _: EmptyConf = self.conf(&at, raw.conf)?;
+                let magic = if kind == "echo" { "ECHO" } else { "DISCARD" };
+                let detector = MagicDetector::new([magic]).map(Arc::new)?;
+                let handler: Arc<dyn Handler> =
+                    if kind == "echo" { Arc::new(EchoHandler) } else { Arc::new(DiscardHandler) };
+                (detector, handler)
+            }
+            other => {
+                let message = format!("unknown kind `{other}`; expected one of {}", KINDS.join(", "));
+                self.problem(at.key("kind"), message);
+                return None;
+            }
+        };
+        Some(Protocol::from_arcs(kind, detector, handler))
+    }
+
+    fn target(&mut self, at: &JsonPath, target: &str) -> Option<String> {
+        match check_target(target) {
+            Ok(()) => Some(target.to_owned()),
+            Err(message) => {
+                self.problem(at.clone(), message);
+                None
+            }
+        }
+    }
+
+    fn magic(&mut self, at: &JsonPath, magic: OneOrMany) -> Option<MagicDetector> {
+        let detector = MagicDetector::new(&magic.0);
+        if detector.is_none() {
+            self.problem(at.clone(), "expected a non-empty string or a non-empty array of non-empty strings".into());
+        }
+        detector
+    }
+
+    fn tls_terminator(&mut self, at: &JsonPath, conf: &TlsConf) -> Option<TlsTerminator> {
+        let conf_at = at.key("conf");
+        let chain = load_certificates(Path::new(&conf.cert))
+            .map_err(|e| self.problem(conf_at.key("cert"), with_cwd(&conf.cert, e)))
+            .ok();
+        let key = load_private_key(Path::new(&conf.key))
+            .map_err(|e| self.problem(conf_at.key("key"), with_cwd(&conf.key, e)))
+            .ok();
+        match server_config(chain?, key?, &conf.protos) {
+            Ok(config) => Some(TlsTerminator::new(Arc::new(config))),
+            Err(e) => {
+                self.problem(conf_at.key("key"), format!("certificate and key do not work together: {e}"));
+                None
+            }
+        }
+    }
+
+    fn backend_tls(&mut self, at: &JsonPath, conf: &TlsMatcherConf) -> Option<Arc<rustls::ClientConfig>> {
+        let verification = match (&conf.ca_file, conf.insecure_skip_verify) {
+            (Some(_), true) => {
+                self.problem(at.key("conf").key("caFile"), "set caFile or insecureSkipVerify, not both".into());
+                return None;
+            }
+            (Some(ca), false) => BackendVerification::CaFile(PathBuf::from(ca)),
+            (None, true) => BackendVerification::Insecure,
+            (None, false) => BackendVerification::SystemRoots,
+        };
+        match client_config(&verification) {
+            Ok(config) => Some(Arc::new(config)),
+            Err(e) => {
+                let ca = conf.ca_file.as_deref().unwrap_or_default();
+                self.problem(at.key("conf").key("caFile"), with_cwd(ca, e));
+                None
+            }
+        }
+    }
+
+    fn file_server(&mut self, at: &JsonPath, conf: HttpConf) -> Option<FileServer> {
+        let conf_at = at.key("conf");
+        let not_found = match (conf.not_found_msg, conf.not_found_file) {
+            (Some(_), Some(_)) => {
+                self.problem(conf_at.key("notFoundFile"), "set notFoundMsg or notFoundFile, not both".into());
+                return None;
+            }
+            (_, Some(file)) => {
+                if !Path::new(&file).is_file() {
+                    self.problem(conf_at.key("notFoundFile"), with_cwd(&file, "no such file"));
+                    return None;
+                }
+                NotFound::File(PathBuf::from(file))
+            }
+            (Some(message), None) => NotFound::Message(message),
+            (None, None) => NotFound::Message("404 page not found\n".into()),
+        };
+        let root = Path::new(&conf.path);
+        if !root.is_dir() {
+            self.problem(conf_at.key("path"), with_cwd(&conf.path, "no such folder"));
+            return None;
+        }
+        let default_file = conf.default_file.unwrap_or_else(|| "index.html".into());
+        if default_file.contains('/') {
+            self.problem(conf_at.key("defaultFile"), "expected a file name, without `/`".into());
+            return None;
+        }
+        match FileServer::new(root, default_file, not_found) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                self.problem(conf_at.key("path"), with_cwd(&conf.path, e));
+                None
+            }
+        }
+    }
+}
+
+fn tls_state_matcher(conf: &TlsMatcherConf) -> TlsStateMatcher {
+    let mut matcher = TlsStateMatcher::new();
+    if let Some(names) = &conf.server_names {
+        matcher = matcher.server_names(&names.0);
+    }
+    if let Some(protocols) = &conf.negotiated_protocols {
+        matcher = matcher.negotiated_protocols(&protocols.0);
+    }
+    if let Some(mutual) = conf.negotiated_protocol_is_mutual {
+        matcher = matcher.negotiated_protocol_is_mutual(mutual);
+    }
+    matcher
+}
+
+/// `"what"` for absolute paths; relative ones also say what they are
+/// relative to (the working directory, as in serve2d).
+fn with_cwd(path: &str, what: impl std::fmt::Display) -> String {
+    let what = what.to_string();
+    if Path::new(path).is_absolute() {
+        return format!("`{path}`: {what}");
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => format!("`{path}` (relative to the working directory {}): {what}", cwd.display()),
+        Err(_) => format!("`{path}`: {what}"),
+    }
+}
+
+/// serde_json appends " at line L column C"; the problem says it already.
+pub(super) fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}

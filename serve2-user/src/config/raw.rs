@@ -1,0 +1,118 @@
+//! The configuration file exactly as written: serve2d's JSON keys, plus
+//! serve2's additions. Unknown keys are refused.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// The top level of a configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawConfig<'a> {
+    /// Listening address, Go style (`":8080"`, `"host:port"`, `"[v6]:port"`).
+    pub address: Option<String>,
+    /// Plaintext detection cap in bytes; 0 or absent means 128.
+    pub max_read: Option<u64>,
+    /// Log to standard output.
+    pub log_stdout: Option<bool>,
+    /// Log to this file (appended).
+    pub log_file: Option<String>,
+    /// Seconds from accept until detection gives up (serve2 addition).
+    pub detect_timeout: Option<f64>,
+    /// Seconds to wait for a backend to accept (serve2 addition).
+    pub connect_timeout: Option<f64>,
+    /// The protocols, tried in order.
+    #[serde(default, borrow)]
+    pub protocols: Vec<RawProtocol<'a>>,
+}
+
+/// One entry of `protocols`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProtocol<'a> {
+    /// The protocol kind (`proxy`, `tls`, `tlsmatcher`, `http`, `echo`, `discard`).
+    pub kind: String,
+    /// Use as the fallback when detection fails.
+    #[serde(default)]
+    pub default: bool,
+    /// Kind-specific settings, parsed once the kind is known.
+    #[serde(borrow)]
+    pub conf: Option<&'a RawValue>,
+}
+
+/// `proxy`'s `conf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProxyConf {
+    pub magic: Option<OneOrMany>,
+    pub target: String,
+}
+
+/// `tls`'s `conf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsConf {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub protos: Vec<String>,
+}
+
+/// `tlsmatcher`'s `conf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TlsMatcherConf {
+    pub server_names: Option<OneOrMany>,
+    pub negotiated_protocols: Option<OneOrMany>,
+    pub negotiated_protocol_is_mutual: Option<bool>,
+    pub target: String,
+    #[serde(rename = "dialTLS", default)]
+    pub dial_tls: bool,
+    /// PEM CA certificates to verify the backend with (serve2 addition).
+    pub ca_file: Option<String>,
+    /// Skip backend certificate verification (serve2 addition).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `http`'s `conf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpConf {
+    pub path: String,
+    pub default_file: Option<String>,
+    pub not_found_msg: Option<String>,
+    pub not_found_file: Option<String>,
+}
+
+/// `echo`'s and `discard`'s `conf`: nothing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyConf {}
+
+/// A string or an array of strings (serve2d's `magic`, `serverNames`…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![value.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany(items))
+            }
+        }
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}

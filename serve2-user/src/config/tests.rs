@@ -1,0 +1,167 @@
+use std::path::Path;
+
+use super::*;
+
+const SERVE2D_EXAMPLE: &str = r#"{
+   "address": ":8080",
+   "maxRead": 32,
+   "logStdout": true,
+   "protocols": [
+      {
+         "kind": "echo"
+      },
+      {
+         "kind": "discard",
+         "default": true
+      },
+      {
+         "kind": "proxy",
+         "conf": {
+            "magic": "SSH",
+            "target": "localhost:22"
+         }
+      }
+   ]
+}
+"#;
+
+fn parse(source: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("test.json"), source)
+}
+
+/// The single problem of an invalid config, as "line:column path: message".
+fn problem(source: &str) -> String {
+    let error = parse(source).unwrap_err();
+    let problems = error.problems();
+    assert_eq!(problems.len(), 1, "{error}");
+    let p = &problems[0];
+    format!("{}:{} {}: {}", p.line, p.column, p.path, p.message)
+}
+
+#[test]
+fn serve2d_example_loads_unchanged() {
+    let config = parse(SERVE2D_EXAMPLE).unwrap();
+    assert_eq!(config.listen, Some(ListenAddress::AllInterfaces(8080)));
+    assert_eq!(config.limits.max_read, 32);
+    assert_eq!(config.log, LogTarget::Stdout);
+    let names: Vec<&str> = config.protocols.protocols().iter().map(Protocol::name).collect();
+    assert_eq!(names, ["echo", "proxy"]);
+    assert_eq!(config.protocols.fallback().map(Protocol::name), Some("discard"));
+}
+
+#[test]
+fn defaults_match_serve2d() {
+    let config = parse(r#"{"address": "127.0.0.1:0", "protocols": [{"kind": "echo"}]}"#).unwrap();
+    assert_eq!(config.limits.max_read, 128);
+    assert_eq!(config.log, LogTarget::Stderr);
+    assert!(config.protocols.fallback().is_none());
+    let config = parse(r#"{"address": ":1", "maxRead": 0, "logFile": "", "protocols": [{"kind": "echo"}]}"#).unwrap();
+    assert_eq!(config.limits.max_read, 128);
+    assert_eq!(config.log, LogTarget::Stderr);
+}
+
+#[test]
+fn syntax_errors_point_at_the_spot() {
+    let error = problem("{\n  \"address\": \":80\",\n  \"protocols\": [\n}");
+    assert_eq!(error, "4:1 protocols[0]: expected value");
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_path() {
+    assert_eq!(
+        problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}"),
+        "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, \
+         `detectTimeout`, `connectTimeout`, `protocols`"
+    );
+    let error = problem(
+        "{\"address\": \":80\", \"protocols\": [\n  {\"kind\": \"proxy\", \"conf\": {\"magic\": \"SSH\", \"target\": \"h:22\", \"tagret\": 1}}]}",
+    );
+    assert!(error.starts_with("2:71 protocols[0].conf.tagret: unknown field `tagret`"), "{error}");
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    assert_eq!(
+        problem("{\"address\": \":80\", \"maxRead\": \"32\", \"protocols\": [{\"kind\": \"echo\"}]}"),
+        "1:34 maxRead: invalid type: string \"32\", expected u64"
+    );
+    let error = problem(
+        "{\"address\": \":80\", \"protocols\": [{\"kind\": \"proxy\", \"conf\": {\"magic\": 5, \"target\": \"h:1\"}}]}",
+    );
+    assert!(
+        error.contains("protocols[0].conf.magic: invalid type: integer `5`, expected a string or an array of strings"),
+        "{error}"
+    );
+}
+
+#[test]
+fn both_log_destinations_is_an_error_not_a_panic() {
+    let error = problem(
+        "{\"address\": \":80\", \"logStdout\": true, \"logFile\": \"x.log\", \"protocols\": [{\"kind\": \"echo\"}]}",
+    );
+    assert_eq!(error, "1:50 logFile: logStdout and logFile cannot both be set");
+}
+
+#[test]
+fn bad_addresses_and_targets() {
+    let error = problem("{\"address\": \"8080\", \"protocols\": [{\"kind\": \"echo\"}]}");
+    assert!(error.starts_with("1:13 address: `8080`: expected host:port"), "{error}");
+    let error = problem(
+        "{\"address\": \":80\", \"protocols\": [{\"kind\": \"proxy\", \"conf\": {\"magic\": \"SSH\", \"target\": \"nohost\"}}]}",
+    );
+    assert!(error.starts_with("1:87 protocols[0].conf.target: `nohost`: expected host:port"), "{error}");
+}
+
+#[test]
+fn missing_files_name_the_field_and_the_file() {
+    let source = r#"{"address": ":80", "protocols": [
+        {"kind": "tls", "conf": {"cert": "/nonexistent/cert.pem", "key": "/nonexistent/key.pem"}},
+        {"kind": "http", "conf": {"path": "/nonexistent/www"}}
+    ]}"#;
+    let error = parse(source).unwrap_err();
+    let lines: Vec<String> = error.problems().iter().map(|p| format!("{}:{} {}", p.line, p.column, p.path)).collect();
+    assert_eq!(lines, ["2:42 protocols[0].conf.cert", "2:74 protocols[0].conf.key", "3:43 protocols[1].conf.path"]);
+    let text = error.to_string();
+    assert!(text.starts_with("test.json: invalid configuration (3 problems)"), "{text}");
+    assert!(text.contains("test.json:2:42: protocols[0].conf.cert: `/nonexistent/cert.pem`: cannot read"), "{text}");
+    assert!(text.contains("test.json:3:43: protocols[1].conf.path: `/nonexistent/www`: no such folder"), "{text}");
+}
+
+#[test]
+fn kinds_and_defaults_are_checked() {
+    let error = problem("{\"address\": \":80\", \"protocols\": [{\"kind\": \"gopher\"}]}");
+    assert_eq!(
+        error,
+        "1:43 protocols[0].kind: unknown kind `gopher`; expected one of proxy, tls, tlsmatcher, http, echo, discard"
+    );
+    let error = problem(
+        "{\"address\": \":80\", \"protocols\": [{\"kind\": \"echo\", \"default\": true}, {\"kind\": \"discard\", \"default\": true}]}",
+    );
+    assert!(
+        error.contains("protocols[1].default: only one protocol may be the default; protocols[0] already is"),
+        "{error}"
+    );
+    let error =
+        problem("{\"address\": \":80\", \"protocols\": [{\"kind\": \"proxy\", \"conf\": {\"target\": \"h:1\"}}]}");
+    assert!(error.contains("protocols[0]: conf.magic is required"), "{error}");
+    let error = problem("{\"address\": \":80\", \"protocols\": [{\"kind\": \"proxy\"}]}");
+    assert!(error.contains("protocols[0]: conf: missing field `target`"), "{error}");
+    let error = problem(
+        "{\"address\": \":80\", \"protocols\": [{\"kind\": \"proxy\", \"conf\": {\"magic\": [], \"target\": \"h:1\"}}]}",
+    );
+    assert!(error.contains("protocols[0].conf.magic: expected a non-empty string"), "{error}");
+    let error = problem("{\"address\": \":80\", \"protocols\": []}");
+    assert!(error.contains("protocols: at least one protocol is required"), "{error}");
+    let error = problem("{\"protocols\": [{\"kind\": \"echo\"}]}");
+    assert!(error.contains("address is required"), "{error}");
+    let error = problem("{\"address\": \":80\", \"detectTimeout\": -1, \"protocols\": [{\"kind\": \"echo\"}]}");
+    assert!(error.contains("detectTimeout: expected a number of seconds"), "{error}");
+}
+
+#[test]
+fn a_default_proxy_needs_no_magic() {
+    let config =
+        parse(r#"{"address": ":80", "protocols": [{"kind": "proxy", "default": true, "conf": {"target": "h:1"}}]}"#)
+            .unwrap();
+    assert_eq!(config.protocols.fallback().map(Protocol::name), Some("proxy"));
+}

@@ -1,0 +1,113 @@
+//! The detection loop: read only what undecided detectors can use, judge the
+//! whole prefix after every read, pick the first match in configured order.
+
+use std::io;
+
+use super::{ByteLimit, DetectContext, Verdict};
+use crate::conn::Conn;
+use crate::protocol::ProtocolSet;
+
+/// Why no protocol was detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Every detector refused the bytes.
+    Refused,
+    /// The detection deadline passed first.
+    Timeout,
+    /// The client closed its side before any detector decided.
+    PeerClosed,
+}
+
+impl Unmatched {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::Refused => "no-match",
+            Unmatched::Timeout => "detect-timeout",
+            Unmatched::PeerClosed => "client-closed",
+        }
+    }
+}
+
+/// The engine's answer: the index of the winning protocol, or why none won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detected {
+    /// `set.protocols()[i]` matched.
+    Matched(usize),
+    /// Nothing matched.
+    Unmatched(Unmatched),
+}
+
+/// Runs detection on `conn` until a protocol of `set` matches, all refuse,
+/// the client stops sending, or `conn`'s detection deadline passes.
+///
+/// Order is strict: a match counts only once every protocol before it has
+/// refused, so the verdict never depends on how the bytes were segmented.
+pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detected> {
+    let protocols = set.protocols();
+    let max_read = set.limits().max_read;
+    // Bit i set: protocol i is still undecided or matched-but-waiting.
+    let mut alive: u64 = if protocols.len() >= 64 { u64::MAX } else { (1u64 << protocols.len()) - 1 };
+    let deadline = conn.info().detect_deadline;
+    loop {
+        let info = conn.info();
+        let ctx = DetectContext { tls: info.tls.as_ref(), depth: info.depth };
+        let prefix = conn.buffered();
+        let mut blocked = false;
+        let mut want = 0usize;
+        for (i, protocol) in protocols.iter().enumerate() {
+            let bit = 1u64 << i;
+            if alive & bit == 0 {
+                continue;
+            }
+            let detector = protocol.detector();
+            let limit = match detector.byte_limit() {
+                ByteLimit::MaxRead => max_read,
+                ByteLimit::AtLeast(n) => n.max(max_read),
+            };
+            match detector.detect(prefix, &ctx) {
+                Verdict::Match if !blocked => return Ok(Detected::Matched(i)),
+                Verdict::Match => {}
+                Verdict::NoMatch => alive &= !bit,
+                Verdict::NeedMore(total) => {
+                    // A detector asking for what it already has is a bug in it;
+                    // ask for one more byte rather than spin.
+                    let total = total.max(prefix.len() + 1);
+                    if total > limit {
+                        alive &= !bit;
+                    } else {
+                        blocked = true;
+                        want = want.max(total);
+                    }
+                }
+            }
+        }
+        if alive == 0 || want == 0 {
+            return Ok(Detected::Unmatched(Unmatched::Refused));
+        }
+        let more = want - prefix.len();
+        let reason = match tokio::time::timeout_at(deadline, conn.buffer_more(more)).await {
+            Ok(Ok(0)) => Unmatched::PeerClosed,
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => return Err(e),
+            Err(_elapsed) => Unmatched::Timeout,
+        };
+        return Ok(settle(conn, set, alive, reason));
+    }
+}
+
+/// No more bytes will come: undecided detectors count as refusals, and the
+/// first remaining match (in order) wins.
+fn settle(conn: &Conn, set: &ProtocolSet, alive: u64, reason: Unmatched) -> Detected {
+    let info = conn.info();
+    let ctx = DetectContext { tls: info.tls.as_ref(), depth: info.depth };
+    set.protocols()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| alive & (1u64 << i) != 0)
+        .find(|(_, p)| p.detector().detect(conn.buffered(), &ctx) == Verdict::Match)
+        .map_or(Detected::Unmatched(reason), |(i, _)| Detected::Matched(i))
+}
+
+#[cfg(test)]
+mod tests;

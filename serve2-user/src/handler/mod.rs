@@ -1,0 +1,14 @@
+//! The handlers behind serve2d's protocol kinds.
+
+mod http;
+mod proxy;
+mod simple;
+mod tls;
+
+pub use http::{FileServer, NotFound};
+pub use proxy::ProxyHandler;
+pub use simple::{DiscardHandler, EchoHandler};
+pub use tls::{
+    BackendVerification, TlsConfigError, TlsTerminator, client_config, load_certificates, load_private_key,
+    server_config,
+};

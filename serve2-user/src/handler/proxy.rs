@@ -1,0 +1,129 @@
+//! `proxy` and `tlsmatcher`: dial a backend, replay the detected bytes, relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::conn::{Conn, ConnInfo, Stream};
+use crate::protocol::{End, Handled, Handler, HandlerError, HandlerFuture, Report};
+use crate::relay::{RelayEnd, relay};
+
+/// Forwards connections to a backend address, replaying what detection read.
+#[derive(Debug, Clone)]
+pub struct ProxyHandler {
+    target: String,
+    connect_timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl ProxyHandler {
+    /// Forwards to `target` (`host:port`, resolved at each connection),
+    /// giving up on backends that do not answer within `connect_timeout`.
+    pub fn new(target: impl Into<String>, connect_timeout: Duration) -> Self {
+        Self { target: target.into(), connect_timeout, tls: None }
+    }
+
+    /// Speaks TLS to the backend with `config`, passing on the client's SNI
+    /// and the ALPN protocol negotiated with it (serve2d's `dialTLS`).
+    pub fn with_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The backend address.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn connect(&self) -> Result<TcpStream, HandlerError> {
+        let backend_error = |source| HandlerError::Backend { target: self.target.clone(), source };
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.target.as_str()))
+            .await
+            .map_err(|_| HandlerError::BackendTimeout { target: self.target.clone(), timeout: self.connect_timeout })?
+            .map_err(backend_error)?;
+        stream.set_nodelay(true).map_err(backend_error)?;
+        Ok(stream)
+    }
+
+    async fn originate_tls(
+        &self,
+        config: &rustls::ClientConfig,
+        info: &ConnInfo,
+        tcp: TcpStream,
+    ) -> Result<Stream, HandlerError> {
+        let backend_error = |source| HandlerError::Backend { target: self.target.clone(), source };
+        let session = info.tls.as_ref();
+        let mut config = config.clone();
+        config.alpn_protocols = session.and_then(|s| s.alpn.clone()).into_iter().collect();
+        let name = match session.and_then(|s| s.server_name.clone()) {
+            Some(sni) => ServerName::try_from(sni),
+            None => ServerName::try_from(host_of(&self.target).to_owned()),
+        }
+        .map_err(|e| backend_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let connect = TlsConnector::from(Arc::new(config)).connect(name, tcp);
+        let tls = tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| HandlerError::BackendTimeout { target: self.target.clone(), timeout: self.connect_timeout })?
+            .map_err(backend_error)?;
+        Ok(Stream::boxed(tls))
+    }
+}
+
+/// The host part of `host:port` or `[v6]:port`.
+fn host_of(target: &str) -> &str {
+    let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+impl Handler for ProxyHandler {
+    fn handle(&self, conn: Conn) -> HandlerFuture<'_> {
+        Box::pin(async move {
+            let (client, replay, info) = conn.into_parts();
+            if let Stream::Tcp(tcp) = &client {
+                // Forward small writes at once; the relay does no batching.
+                let _ = tcp.set_nodelay(true);
+            }
+            let tcp = self.connect().await?;
+            let mut backend = match &self.tls {
+                Some(config) => self.originate_tls(config, &info, tcp).await?,
+                None => Stream::Tcp(tcp),
+            };
+            let replayed = replay.len() as u64;
+            if !replay.is_empty() {
+                let written = backend.write_all(&replay).await;
+                if let Err(source) = written {
+                    return Err(HandlerError::Backend { target: self.target.clone(), source });
+                }
+            }
+            drop(replay);
+            let relayed = relay(client, backend).await;
+            let end = match relayed.end {
+                RelayEnd::Closed => End::Closed,
+                RelayEnd::ClientReset(_) => End::ClientReset,
+                RelayEnd::BackendReset(_) => End::BackendReset,
+            };
+            Ok(Handled::Done(Report {
+                target: Some(self.target.clone()),
+                from_client: replayed + relayed.client_to_backend,
+                to_client: relayed.backend_to_client,
+                end,
+            }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn host_of_strips_port_and_brackets() {
+        assert_eq!(host_of("example.com:22"), "example.com");
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("10.0.0.1:80"), "10.0.0.1");
+    }
+}

@@ -1,0 +1,39 @@
+//! Binding listening sockets the way a busy multiplexer wants them.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+
+use crate::config::ListenAddress;
+
+/// Accept queue length asked for; the kernel caps it at `somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// Binds a TCP listener. `":port"` becomes one dual-stack `[::]` socket
+/// taking IPv4 too (IPv4 only if the host has no IPv6). Must run inside a
+/// Tokio runtime.
+pub fn bind(address: &ListenAddress) -> io::Result<TcpListener> {
+    let addr = address.socket_addr();
+    match bind_addr(addr, matches!(address, ListenAddress::AllInterfaces(_))) {
+        Err(e)
+            if matches!(address, ListenAddress::AllInterfaces(_)) && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            bind_addr(SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port()), false)
+        }
+        result => result,
+    }
+}
+
+fn bind_addr(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if dual_stack && addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}

@@ -1,0 +1,219 @@
+//! The extension point: a [`Protocol`] pairs a [`Detector`] with a
+//! [`Handler`], and a [`ProtocolSet`] is what one listener (or one steered
+//! port) runs connections through.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::conn::Conn;
+use crate::detect::{Detector, NeverDetector};
+
+/// The future a [`Handler`] returns.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Handled, HandlerError>> + Send + 'a>>;
+
+/// Takes over a connection once its protocol is detected.
+///
+/// The connection's detected bytes are still buffered in the [`Conn`] and
+/// are read first, so the handler sees the stream from its first byte.
+pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
+    /// Serves the connection to its end, or returns a new stream to run
+    /// detection on again (as TLS termination does).
+    fn handle(&self, conn: Conn) -> HandlerFuture<'_>;
+}
+
+/// What a handler did with a connection.
+#[derive(Debug)]
+pub enum Handled {
+    /// The connection is over.
+    Done(Report),
+    /// The handler produced a transport (for example the decrypted side of
+    /// TLS): detect again on it, with the same protocol set.
+    Redetect(Conn),
+}
+
+/// A finished connection's account, logged in its summary line.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Where the connection was sent, if anywhere (a proxy target).
+    pub target: Option<String>,
+    /// Bytes received from the client.
+    pub from_client: u64,
+    /// Bytes sent to the client.
+    pub to_client: u64,
+    /// How it ended.
+    pub end: End,
+}
+
+impl Report {
+    /// A report of a connection handled in place, with the byte counts of
+    /// its [`Conn`].
+    pub fn from_conn(conn: &Conn, end: End) -> Self {
+        let (from_client, to_client) = conn.byte_counts();
+        Self { target: None, from_client, to_client, end }
+    }
+}
+
+/// How a handled connection ended.
+#[derive(Debug, Default)]
+pub enum End {
+    /// Both sides closed normally.
+    #[default]
+    Closed,
+    /// The client reset the connection (passed on to the backend).
+    ClientReset,
+    /// The backend reset the connection (passed on to the client).
+    BackendReset,
+    /// The handler gave up.
+    Failed(HandlerError),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("closed"),
+            End::ClientReset => f.write_str("client-reset"),
+            End::BackendReset => f.write_str("backend-reset"),
+            End::Failed(e) => write!(f, "failed: {e}"),
+        }
+    }
+}
+
+/// Why a handler could not serve a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Reading from or writing to the client failed.
+    #[error("client i/o: {0}")]
+    Client(#[source] std::io::Error),
+    /// The backend refused, was unreachable, or failed.
+    #[error("backend {target}: {source}")]
+    Backend {
+        /// The configured target.
+        target: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend did not accept the connection in time.
+    #[error("backend {target}: no answer within {timeout:?}")]
+    BackendTimeout {
+        /// The configured target.
+        target: String,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// A TLS handshake failed or did not finish before the detection deadline.
+    #[error("tls: {0}")]
+    Tls(#[source] std::io::Error),
+    /// Anything else a custom handler wants to report.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A protocol: its name (as logged in the chain), detector and handler.
+#[derive(Debug, Clone)]
+pub struct Protocol {
+    name: Arc<str>,
+    detector: Arc<dyn Detector>,
+    handler: Arc<dyn Handler>,
+}
+
+impl Protocol {
+    /// A protocol named `name`, detected by `detector`, served by `handler`.
+    pub fn new(name: impl Into<Arc<str>>, detector: impl Detector, handler: impl Handler) -> Self {
+        Self::from_arcs(name, Arc::new(detector), Arc::new(handler))
+    }
+
+    /// Like [`Protocol::new`] with shared parts.
+    pub fn from_arcs(name: impl Into<Arc<str>>, detector: Arc<dyn Detector>, handler: Arc<dyn Handler>) -> Self {
+        Self { name: name.into(), detector, handler }
+    }
+
+    /// A protocol used only as a fallback: it never matches by itself.
+    pub fn fallback(name: impl Into<Arc<str>>, handler: impl Handler) -> Self {
+        Self::new(name, NeverDetector, handler)
+    }
+
+    /// The name logged in the protocol chain (`tls>http`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The detector.
+    pub fn detector(&self) -> &dyn Detector {
+        &*self.detector
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &dyn Handler {
+        &*self.handler
+    }
+}
+
+/// Limits that govern detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetectLimits {
+    /// Most plaintext bytes buffered for detection (serve2d's `maxRead`).
+    pub max_read: usize,
+    /// Time from accept after which detection gives up (then the default
+    /// protocol gets the connection, or it is closed).
+    pub timeout: Duration,
+    /// How many transports (TLS in TLS…) may be nested.
+    pub max_depth: u8,
+}
+
+impl Default for DetectLimits {
+    fn default() -> Self {
+        Self { max_read: 128, timeout: Duration::from_secs(5), max_depth: 4 }
+    }
+}
+
+/// The most protocols one set may hold (detection state is a bit mask).
+pub const MAX_PROTOCOLS: usize = 64;
+
+/// Protocols tried in order, an optional fallback, and detection limits.
+#[derive(Debug, Clone, Default)]
+pub struct ProtocolSet {
+    protocols: Vec<Protocol>,
+    fallback: Option<Protocol>,
+    limits: DetectLimits,
+}
+
+/// Why a [`ProtocolSet`] could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolSetError {
+    /// More protocols than [`MAX_PROTOCOLS`].
+    #[error("at most {MAX_PROTOCOLS} protocols per set, got {0}")]
+    TooMany(usize),
+}
+
+impl ProtocolSet {
+    /// A set trying `protocols` in order, handing unmatched connections to
+    /// `fallback` (or closing them when there is none).
+    pub fn new(
+        protocols: Vec<Protocol>,
+        fallback: Option<Protocol>,
+        limits: DetectLimits,
+    ) -> Result<Self, ProtocolSetError> {
+        if protocols.len() > MAX_PROTOCOLS {
+            return Err(ProtocolSetError::TooMany(protocols.len()));
+        }
+        Ok(Self { protocols, fallback, limits })
+    }
+
+    /// The protocols, in detection order.
+    pub fn protocols(&self) -> &[Protocol] {
+        &self.protocols
+    }
+
+    /// The fallback protocol.
+    pub fn fallback(&self) -> Option<&Protocol> {
+        self.fallback.as_ref()
+    }
+
+    /// The detection limits.
+    pub fn limits(&self) -> &DetectLimits {
+        &self.limits
+    }
+}

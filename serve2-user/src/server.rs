@@ -1,0 +1,148 @@
+//! Accepting connections and running each through detection to its handler.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::conn::{Conn, ConnInfo, canonical_addr};
+use crate::detect::engine::{Detected, detect};
+use crate::protocol::{Handled, ProtocolSet};
+use crate::router::Router;
+use crate::summary::Summary;
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Serves connections from any number of listeners through a [`Router`].
+#[derive(Debug, Clone)]
+pub struct Server {
+    router: Arc<Router>,
+    shutdown_grace: Duration,
+}
+
+impl Server {
+    /// A server routing connections with `router`.
+    pub fn new(router: Router) -> Self {
+        Self { router: Arc::new(router), shutdown_grace: Duration::from_secs(5) }
+    }
+
+    /// How long [`Server::serve`] waits for open connections after shutdown
+    /// before dropping them (default 5 s).
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Accepts on every listener until `shutdown` completes, then stops
+    /// accepting and gives open connections the grace period to finish.
+    ///
+    /// Accept errors never end the loop: running out of file descriptors or
+    /// memory backs off and retries, per-connection errors are skipped.
+    pub async fn serve(&self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+        let tracker = TaskTracker::new();
+        let stop = CancellationToken::new();
+        for listener in listeners {
+            tracker.spawn(accept_loop(listener, self.router.clone(), tracker.clone(), stop.clone()));
+        }
+        shutdown.await;
+        stop.cancel();
+        tracker.close();
+        if tokio::time::timeout(self.shutdown_grace, tracker.wait()).await.is_err() {
+            tracing::warn!(open = tracker.len(), "closing connections still open after the shutdown grace period");
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, router: Arc<Router>, tracker: TaskTracker, stop: CancellationToken) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                tracker.spawn(serve_connection(router.clone(), stream, peer, Instant::now()));
+            }
+            Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
+            Err(e) => {
+                // Out of descriptors or memory: the pending connection stays
+                // queued; retry once some close, without spinning.
+                if backoff == ACCEPT_BACKOFF_MIN || backoff == ACCEPT_BACKOFF_MAX {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "accept failed; backing off");
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+/// Errors that concern only the connection being accepted.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED | libc::ECONNRESET | libc::EPERM | libc::EPROTO | libc::EHOSTUNREACH | libc::ENETUNREACH
+        )
+    )
+}
+
+async fn serve_connection(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant) {
+    let peer = canonical_addr(peer);
+    let local = match stream.local_addr() {
+        Ok(local) => canonical_addr(local),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "connection gone before it was served");
+            return;
+        }
+    };
+    let span = tracing::info_span!("conn", %peer, port = local.port());
+    let set = router.for_port(local.port());
+    let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
+    let summary = dispatch(Conn::new(stream, info), set).instrument(span.clone()).await;
+    span.in_scope(|| summary.log(local, accepted.elapsed()));
+}
+
+/// Detects, hands over, and detects again on the transports handlers return,
+/// until a handler is done with the connection.
+async fn dispatch(mut conn: Conn, set: &ProtocolSet) -> Summary {
+    let mut summary = Summary::default();
+    loop {
+        let protocol = match detect(&mut conn, set).await {
+            Ok(Detected::Matched(i)) => &set.protocols()[i],
+            Ok(Detected::Unmatched(reason)) => {
+                summary.unmatched = Some(reason);
+                match set.fallback() {
+                    Some(fallback) => fallback,
+                    None => return summary.closed_unmatched(conn.buffered().len()),
+                }
+            }
+            Err(e) => return summary.client_error(e),
+        };
+        summary.push(protocol.name());
+        match protocol.handler().handle(conn).await {
+            Ok(Handled::Done(report)) => return summary.done(report),
+            Ok(Handled::Redetect(next)) if next.info().depth > set.limits().max_depth => {
+                return summary.too_deep(set.limits().max_depth);
+            }
+            Ok(Handled::Redetect(next)) => {
+                summary.unmatched = None;
+                conn = next;
+            }
+            Err(e) => return summary.failed(e),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The one summary line logged per connection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::detect::engine::Unmatched;
+use crate::protocol::{End, HandlerError, Report};
+
+/// What happened to a connection, filled in as it moves through layers.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    /// Protocols in order, `>`-separated (`tls>http`).
+    chain: String,
+    /// Why detection fell back (or closed), on the current layer.
+    pub unmatched: Option<Unmatched>,
+    report: Report,
+    /// Bytes buffered when a connection was closed unmatched.
+    unmatched_bytes: usize,
+}
+
+impl Summary {
+    pub fn push(&mut self, protocol: &str) {
+        if !self.chain.is_empty() {
+            self.chain.push('>');
+        }
+        self.chain.push_str(protocol);
+    }
+
+    pub fn done(mut self, report: Report) -> Self {
+        self.report = report;
+        self
+    }
+
+    pub fn failed(self, error: HandlerError) -> Self {
+        self.done(Report { end: End::Failed(error), ..Report::default() })
+    }
+
+    pub fn client_error(self, error: std::io::Error) -> Self {
+        self.failed(HandlerError::Client(error))
+    }
+
+    pub fn closed_unmatched(mut self, buffered: usize) -> Self {
+        self.unmatched_bytes = buffered;
+        self
+    }
+
+    pub fn too_deep(self, max_depth: u8) -> Self {
+        self.failed(HandlerError::Other(format!("more than {max_depth} nested transports")))
+    }
+
+    /// Logs the summary at info level, or warn when something failed.
+    pub fn log(&self, local: SocketAddr, elapsed: Duration) {
+        let chain = if self.chain.is_empty() { "-" } else { self.chain.as_str() };
+        let fallback = self.unmatched.map(Unmatched::as_str);
+        let target = self.report.target.as_deref().unwrap_or("-");
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let (up, down) = (self.report.from_client, self.report.to_client);
+        if self.chain.is_empty() {
+            let reason = fallback.unwrap_or("no-match");
+            tracing::info!(target: "serve2::conn", %local, chain, up = self.unmatched_bytes, down = 0, ms, end = reason, "closed: no protocol matched");
+        } else if let End::Failed(error) = &self.report.end {
+            tracing::warn!(target: "serve2::conn", %local, chain, fallback, target, up, down, ms, end = %error, "connection failed");
+        } else {
+            let end = &self.report.end;
+            tracing::info!(target: "serve2::conn", %local, chain, fallback, target, up, down, ms, %end, "connection");
+        }
+    }
+}
