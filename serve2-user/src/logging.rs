@@ -2,6 +2,7 @@
 //! and `logFile`), filtered by `RUST_LOG` (default `info`).
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
@@ -21,9 +22,10 @@ pub struct LoggingError {
 pub fn init(target: &LogTarget) -> Result<(), LoggingError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a terminal: log files and pipes get plain text.
     match target {
-        LogTarget::Stderr => builder.with_writer(std::io::stderr).init(),
-        LogTarget::Stdout => builder.with_writer(std::io::stdout).init(),
+        LogTarget::Stderr => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
+        LogTarget::Stdout => builder.with_ansi(std::io::stdout().is_terminal()).with_writer(std::io::stdout).init(),
         LogTarget::File(path) => {
             let file = OpenOptions::new()
                 .create(true)

@@ -32,7 +32,11 @@ impl Summary {
     }
 
     pub fn failed(self, error: HandlerError) -> Self {
-        self.done(Report { end: End::Failed(error), ..Report::default() })
+        let target = match &error {
+            HandlerError::Backend { target, .. } | HandlerError::BackendTimeout { target, .. } => Some(target.clone()),
+            _ => None,
+        };
+        self.done(Report { target, end: End::Failed(error), ..Report::default() })
     }
 
     pub fn client_error(self, error: std::io::Error) -> Self {
@@ -57,12 +61,12 @@ impl Summary {
         let (up, down) = (self.report.from_client, self.report.to_client);
         if self.chain.is_empty() {
             let reason = fallback.unwrap_or("no-match");
-            tracing::info!(target: "serve2::conn", %local, chain, up = self.unmatched_bytes, down = 0, ms, end = reason, "closed: no protocol matched");
+            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, ms, end = reason, "closed: no protocol matched");
         } else if let End::Failed(error) = &self.report.end {
-            tracing::warn!(target: "serve2::conn", %local, chain, fallback, target, up, down, ms, end = %error, "connection failed");
+            tracing::warn!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, ms, end = %error, "connection failed");
         } else {
             let end = &self.report.end;
-            tracing::info!(target: "serve2::conn", %local, chain, fallback, target, up, down, ms, %end, "connection");
+            tracing::info!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, ms, %end, "connection");
         }
     }
 }

@@ -14,8 +14,8 @@ use super::error::JsonPath;
 use super::raw::{EmptyConf, HttpConf, OneOrMany, ProxyConf, RawProtocol, TlsConf, TlsMatcherConf};
 use crate::detect::{ClientHelloDetector, Detector, HttpDetector, MagicDetector, NeverDetector, TlsStateMatcher};
 use crate::handler::{
-    BackendVerification, DiscardHandler, EchoHandler, FileServer, NotFound, ProxyHandler, TlsTerminator, client_config,
-    load_certificates, load_private_key, server_config,
+    BackendVerification, DiscardHandler, EchoHandler, FileServer, NotFound, ProxyHandler, TlsConfigError,
+    TlsTerminator, client_config, load_certificates, load_private_key, server_config,
 };
 use crate::protocol::{Handler, Protocol};
 
@@ -133,10 +133,10 @@ impl Checker<'_> {
     fn tls_terminator(&mut self, at: &JsonPath, conf: &TlsConf) -> Option<TlsTerminator> {
         let conf_at = at.key("conf");
         let chain = load_certificates(Path::new(&conf.cert))
-            .map_err(|e| self.problem(conf_at.key("cert"), with_cwd(&conf.cert, e)))
+            .map_err(|e| self.problem(conf_at.key("cert"), with_cwd(&conf.cert, describe(e))))
             .ok();
         let key = load_private_key(Path::new(&conf.key))
-            .map_err(|e| self.problem(conf_at.key("key"), with_cwd(&conf.key, e)))
+            .map_err(|e| self.problem(conf_at.key("key"), with_cwd(&conf.key, describe(e))))
             .ok();
         match server_config(chain?, key?, &conf.protos) {
             Ok(config) => Some(TlsTerminator::new(Arc::new(config))),
@@ -161,7 +161,7 @@ impl Checker<'_> {
             Ok(config) => Some(Arc::new(config)),
             Err(e) => {
                 let ca = conf.ca_file.as_deref().unwrap_or_default();
-                self.problem(at.key("conf").key("caFile"), with_cwd(ca, e));
+                self.problem(at.key("conf").key("caFile"), with_cwd(ca, describe(e)));
                 None
             }
         }
@@ -228,6 +228,15 @@ fn with_cwd(path: &str, what: impl std::fmt::Display) -> String {
     match std::env::current_dir() {
         Ok(cwd) => format!("`{path}` (relative to the working directory {}): {what}", cwd.display()),
         Err(_) => format!("`{path}`: {what}"),
+    }
+}
+
+/// A TLS file error without the path (the problem names it already).
+fn describe(error: TlsConfigError) -> String {
+    match error {
+        TlsConfigError::Read { source, .. } => format!("cannot read: {source}"),
+        TlsConfigError::Content { what, .. } => what,
+        TlsConfigError::Rustls(e) => e.to_string(),
     }
 }
 

@@ -1,0 +1,75 @@
+//! Running out of file descriptors: the daemon survives, recovers, and
+//! gives every descriptor back.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::support::process::Serve2d;
+use crate::support::*;
+
+const OFFERED: usize = 300;
+const NOFILE: &str = "--nofile=48:48";
+
+/// Polls `condition` every few milliseconds until it holds or `WAIT` passes.
+async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+#[test]
+fn far_fewer_descriptors_than_connections_survives_and_recovers() {
+    in_netns(|| async {
+        let (backend, addr) = backend().await;
+        // The backend holds every connection it gets.
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = backend.accept().await {
+                held.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.json");
+        let config = format!(
+            r#"{{"address": "127.0.0.1:0", "protocols": [{{"kind": "echo"}}, {{"kind": "proxy", "conf": {{"magic": "SSH", "target": {}}}}}]}}"#,
+            json(&addr)
+        );
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Serve2d::spawn(&["prlimit", NOFILE], &path);
+        let listen = daemon.listening_addr().await;
+
+        let echo = |listen| async move {
+            let mut client = TcpStream::connect(listen).await.unwrap();
+            send(&mut client, b"ECHO ping").await;
+            assert_eq!(read_exact(&mut client, 9).await, b"ECHO ping");
+        };
+        echo(listen).await;
+        let pid = daemon.pid();
+        let fds = move || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(usize::MAX);
+        let baseline = fds();
+
+        // Far more proxied connections than descriptors.
+        let mut clients = Vec::new();
+        for _ in 0..OFFERED {
+            let mut client = TcpStream::connect(listen).await.unwrap();
+            send(&mut client, b"SSH-2.0-flood\r\n").await;
+            clients.push(client);
+        }
+        assert!(daemon.child.try_wait().unwrap().is_none(), "daemon died");
+        daemon.wait_for_line("Too many open files").await;
+
+        drop(clients);
+        held.abort();
+        assert!(daemon.child.try_wait().unwrap().is_none(), "daemon died");
+        // Recovers: serves again, and its descriptor count returns to where it was.
+        echo(listen).await;
+        assert!(eventually(|| fds() <= baseline).await, "fds {} never returned to {baseline}", fds());
+        daemon.child.kill().await.unwrap();
+    });
+}
