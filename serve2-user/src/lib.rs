@@ -39,6 +39,8 @@
 //! (moving bytes between client and backend), [`router`] (per-port protocol
 //! sets), [`server`] (accept loop and per-connection flow).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod conn;
 pub mod detect;

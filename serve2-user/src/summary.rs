@@ -57,16 +57,16 @@ impl Summary {
         let chain = if self.chain.is_empty() { "-" } else { self.chain.as_str() };
         let fallback = self.unmatched.map(Unmatched::as_str);
         let target = self.report.target.as_deref().unwrap_or("-");
-        let ms = elapsed.as_secs_f64() * 1000.0;
+        let ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0);
         let (up, down) = (self.report.from_client, self.report.to_client);
         if self.chain.is_empty() {
             let reason = fallback.unwrap_or("no-match");
-            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, ms, end = reason, "closed: no protocol matched");
+            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = reason, "closed: no protocol matched");
         } else if let End::Failed(error) = &self.report.end {
-            tracing::warn!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, ms, end = %error, "connection failed");
+            tracing::warn!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, %ms, end = %error, "connection failed");
         } else {
             let end = &self.report.end;
-            tracing::info!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, ms, %end, "connection");
+            tracing::info!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, %ms, %end, "connection");
         }
     }
 }

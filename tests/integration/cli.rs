@@ -80,3 +80,11 @@ fn serve2d_example_config_starts_unchanged() {
         daemon.child.kill().await.unwrap();
     });
 }
+
+#[test]
+fn the_repository_example_config_is_valid() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let output =
+        Command::new(binary()).arg("--check").arg("example_conf.json").current_dir(workspace).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+}

@@ -2,10 +2,15 @@
 //! runs in a fresh network namespace of its own (root needed; otherwise it
 //! is skipped with a printed reason).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod basic;
 mod cli;
+mod example;
 mod http;
 mod limits;
+mod openssh;
 mod proxy;
 mod support;
 mod tls;

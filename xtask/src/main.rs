@@ -1,1 +1,88 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup | build | run | test | bench`.
+//!
+//! `run` and `test` do the setup themselves (it is idempotent), so on a
+//! fresh machine the two commands in the README are all it takes.
+
+mod cmd;
+mod setup;
+
+use std::process::Command;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use cmd::{cargo, run, workspace};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "serve2 project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install what is missing: nightly rust-src, bpf-linker, Debian packages.
+    Setup,
+    /// Build everything (kernel and user side), release mode.
+    Build,
+    /// Build, then run serve2d on example_conf.json (as root for steering).
+    Run {
+        /// Extra arguments for serve2d.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then check formatting and lints and run every test.
+    Test {
+        /// Skip formatting and lint checks.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => {
+            setup::toolchain()?;
+            setup::packages(setup::TEST_PACKAGES)
+        }
+        Task::Build => {
+            setup::toolchain()?;
+            build()
+        }
+        Task::Run { args } => {
+            setup::toolchain()?;
+            build()?;
+            let binary = workspace().join("target/release/serve2d");
+            run(Command::new(binary).arg("example_conf.json").args(args).current_dir(workspace()))
+        }
+        Task::Test { no_lint, args } => {
+            setup::toolchain()?;
+            setup::packages(setup::TEST_PACKAGES)?;
+            if !no_lint {
+                lint()?;
+            }
+            run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))
+        }
+    }
+}
+
+fn build() -> anyhow::Result<()> {
+    run(cargo().args(["build", "--release", "--workspace"]))
+}
+
+fn lint() -> anyhow::Result<()> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // The kernel crate is outside the workspace: lint it with its own toolchain.
+    let ebpf = workspace().join("serve2-ebpf");
+    run(Command::new("rustup").args(["run", "nightly", "cargo", "fmt", "--check"]).current_dir(&ebpf))?;
+    run(Command::new("rustup")
+        .args(["run", "nightly", "cargo", "clippy", "--release", "--", "-D", "warnings"])
+        .current_dir(&ebpf)
+        .env("CARGO_TARGET_DIR", workspace().join("target/ebpf")))
+    .context("linting serve2-ebpf")
+}

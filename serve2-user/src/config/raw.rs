@@ -44,7 +44,9 @@ pub struct RawProtocol<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyConf {
+    /// Magic string(s) identifying the protocol.
     pub magic: Option<OneOrMany>,
+    /// `host:port` to dial.
     pub target: String,
 }
 
@@ -52,8 +54,11 @@ pub struct ProxyConf {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConf {
+    /// PEM certificate chain.
     pub cert: String,
+    /// PEM private key.
     pub key: String,
+    /// ALPN protocols to offer.
     #[serde(default)]
     pub protos: Vec<String>,
 }
@@ -62,10 +67,15 @@ pub struct TlsConf {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsMatcherConf {
+    /// SNI names to match.
     pub server_names: Option<OneOrMany>,
+    /// ALPN protocols to match.
     pub negotiated_protocols: Option<OneOrMany>,
+    /// Whether ALPN must (or must not) have agreed on a protocol.
     pub negotiated_protocol_is_mutual: Option<bool>,
+    /// `host:port` to dial.
     pub target: String,
+    /// Speak TLS to the target with the client's SNI and ALPN.
     #[serde(rename = "dialTLS", default)]
     pub dial_tls: bool,
     /// PEM CA certificates to verify the backend with (serve2 addition).
@@ -79,9 +89,13 @@ pub struct TlsMatcherConf {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpConf {
+    /// The folder to serve.
     pub path: String,
+    /// The file served for a folder.
     pub default_file: Option<String>,
+    /// The 404 body.
     pub not_found_msg: Option<String>,
+    /// A file whose contents are the 404 body.
     pub not_found_file: Option<String>,
 }
 

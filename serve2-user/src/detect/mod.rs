@@ -2,7 +2,7 @@
 //!
 //! A [`Detector`] is a pure function over the bytes buffered so far: it says
 //! [`Verdict::Match`], [`Verdict::NoMatch`] or [`Verdict::NeedMore`]. The engine
-//! ([`engine`]) reads only what the remaining detectors can still use, runs
+//! (the `engine` module) reads only what the remaining detectors can still use, runs
 //! every undecided detector over the whole prefix after each read, and picks
 //! the first match in configured order.
 //!

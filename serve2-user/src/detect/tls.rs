@@ -26,9 +26,15 @@ pub const MAX_CLIENT_HELLO: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientHelloScan {
     /// The whole ClientHello is buffered; it ends `end` bytes into the input.
-    Complete { end: usize },
+    Complete {
+        /// Offset just past the ClientHello's last byte.
+        end: usize,
+    },
     /// Plausible so far; at least `need` bytes must be buffered to go on.
-    Incomplete { need: usize },
+    Incomplete {
+        /// Total bytes needed before the scan can go on.
+        need: usize,
+    },
     /// Not a TLS ClientHello.
     Invalid,
 }

@@ -73,12 +73,25 @@ impl Handler for FileServer {
             } else {
                 hyper::server::conn::http1::Builder::new().serve_connection(io, service).await
             };
-            let end = match served {
-                Ok(()) => End::Closed,
-                Err(e) => End::Failed(HandlerError::Other(format!("http: {e}"))),
-            };
-            Ok(Handled::Done(Report::from_conn(&conn, end)))
+            Ok(Handled::Done(Report::from_conn(&conn, http_end(served))))
         })
+    }
+}
+
+/// How an HTTP connection ended: clients dropping or resetting a connection
+/// between requests is how HTTP connections normally end.
+fn http_end(served: Result<(), hyper::Error>) -> End {
+    let Err(error) = served else {
+        return End::Closed;
+    };
+    let io_kind = std::error::Error::source(&error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    match io_kind {
+        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe) => End::ClientReset,
+        Some(std::io::ErrorKind::UnexpectedEof) => End::Closed,
+        _ if error.is_incomplete_message() => End::Closed,
+        _ => End::Failed(HandlerError::Other(format!("http: {error}"))),
     }
 }
 
