@@ -43,45 +43,22 @@
 
 pub mod config;
 pub mod conn;
+pub mod control;
+pub mod daemon;
 pub mod detect;
 pub mod handler;
 pub mod listener;
 pub mod logging;
+pub mod ports;
 pub mod protocol;
 pub mod relay;
 pub mod router;
 pub mod server;
+#[cfg(feature = "steer")]
+pub mod steer;
 mod summary;
 
 pub use config::Config;
+pub use daemon::{RunError, run};
 pub use router::Router;
 pub use server::Server;
-
-/// Why [`run`] could not serve.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The configuration has no listening address.
-    #[error("nothing to listen on: the configuration has no address")]
-    NoListener,
-    /// Binding the listening socket failed.
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        /// The configured address.
-        address: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Serves a loaded configuration until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let address = config.listen.ok_or(RunError::NoListener)?;
-    let bind_error = |source| RunError::Bind { address: address.to_string(), source };
-    let listener = listener::bind(&address).map_err(bind_error)?;
-    let local = listener.local_addr().map_err(bind_error)?;
-    tracing::info!(%local, config = %config.file.display(), "listening");
-    Server::new(Router::new(config.protocols)).serve(vec![listener], shutdown).await;
-    tracing::info!("stopped");
-    Ok(())
-}

@@ -1,27 +1,53 @@
 //! serve2d: the serve2 daemon. `serve2d CONFIG.json` serves; `--check`
-//! validates the configuration and exits.
+//! validates the configuration and exits; `serve2d status` asks a running
+//! daemon what it listens on and steers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serve2::Config;
 
 /// Transparent protocol multiplexer: one port, every protocol.
 #[derive(Debug, Parser)]
-#[command(name = "serve2d", version, about)]
+#[command(name = "serve2d", version, about, args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Check the configuration and exit (0 when valid, 1 with the problems).
     #[arg(long)]
     check: bool,
     /// The JSON configuration file (serve2d format).
-    config: PathBuf,
+    #[arg(required = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a running daemon's listeners, steered and skipped ports,
+    /// policies and kernel counters.
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// The daemon's control socket (default: from CONFIG, else /run/serve2d.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The daemon's configuration, to find its control socket.
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
+    if let Some(Command::Status { json, socket, config }) = cli.command {
+        return report(status(json, socket, config));
+    }
+    let Some(path) = cli.config else {
+        return ExitCode::FAILURE; // clap requires it; unreachable in practice.
+    };
+    let config = match Config::load(&path) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
@@ -29,16 +55,39 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
-        println!("{}: configuration is valid", cli.config.display());
+        println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
-    match serve(config) {
+    report(serve(config))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("serve2d: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let socket = match (socket, config) {
+        (Some(socket), _) => socket,
+        (None, Some(config)) => {
+            let config = Config::load(&config)?;
+            config.control.context("the configuration disables the control socket (\"control\": \"\")")?
+        }
+        (None, None) => PathBuf::from(serve2::config::DEFAULT_CONTROL),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = runtime.block_on(serve2::control::query(&socket))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{status}");
+    }
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -25,12 +26,54 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct Server {
     router: Arc<Router>,
     shutdown_grace: Duration,
+    stats: Arc<ServerStats>,
+}
+
+/// Connection counts, updated as the server runs.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    accepted: AtomicU64,
+    open: AtomicU64,
+}
+
+impl ServerStats {
+    /// Connections accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenConnection(Arc<ServerStats>);
+
+impl OpenConnection {
+    fn new(stats: &Arc<ServerStats>) -> Self {
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        Self(stats.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Server {
     /// A server routing connections with `router`.
     pub fn new(router: Router) -> Self {
-        Self { router: Arc::new(router), shutdown_grace: Duration::from_secs(5) }
+        Self { router: Arc::new(router), shutdown_grace: Duration::from_secs(5), stats: Arc::default() }
+    }
+
+    /// Live connection counts.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
     }
 
     /// How long [`Server::serve`] waits for open connections after shutdown
@@ -49,7 +92,8 @@ impl Server {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         for listener in listeners {
-            tracker.spawn(accept_loop(listener, self.router.clone(), tracker.clone(), stop.clone()));
+            let shared = Shared { router: self.router.clone(), stats: self.stats.clone(), tracker: tracker.clone() };
+            tracker.spawn(accept_loop(listener, shared, stop.clone()));
         }
         shutdown.await;
         stop.cancel();
@@ -60,7 +104,14 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, router: Arc<Router>, tracker: TaskTracker, stop: CancellationToken) {
+/// What every accept loop shares.
+struct Shared {
+    router: Arc<Router>,
+    stats: Arc<ServerStats>,
+    tracker: TaskTracker,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Shared, stop: CancellationToken) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
@@ -71,7 +122,8 @@ async fn accept_loop(listener: TcpListener, router: Arc<Router>, tracker: TaskTr
         match accepted {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                tracker.spawn(serve_connection(router.clone(), stream, peer, Instant::now()));
+                let open = OpenConnection::new(&shared.stats);
+                shared.tracker.spawn(serve_connection(shared.router.clone(), stream, peer, Instant::now(), open));
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => {
@@ -100,7 +152,13 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant) {
+async fn serve_connection(
+    router: Arc<Router>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
+    _open: OpenConnection,
+) {
     let peer = canonical_addr(peer);
     let local = match stream.local_addr() {
         Ok(local) => canonical_addr(local),

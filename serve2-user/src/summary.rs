@@ -61,7 +61,7 @@ impl Summary {
         let (up, down) = (self.report.from_client, self.report.to_client);
         if self.chain.is_empty() {
             let reason = fallback.unwrap_or("no-match");
-            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = reason, "closed: no protocol matched");
+            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = %reason, "closed: no protocol matched");
         } else if let End::Failed(error) = &self.report.end {
             tracing::warn!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, %ms, end = %error, "connection failed");
         } else {

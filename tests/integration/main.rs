@@ -12,5 +12,6 @@ mod http;
 mod limits;
 mod openssh;
 mod proxy;
+mod steer;
 mod support;
 mod tls;

@@ -9,6 +9,7 @@ mod error;
 mod locate;
 mod protocols;
 pub mod raw;
+mod steer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use address::{ListenAddress, check_target, parse_listen_address};
 pub use error::{ConfigError, JsonPath, Problem, Segment};
 pub use protocols::KINDS;
+pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
 use raw::{RawConfig, RawProtocol};
@@ -44,8 +46,30 @@ pub struct Config {
     pub limits: DetectLimits,
     /// Backend connect timeout (`connectTimeout`).
     pub connect_timeout: Duration,
-    /// The top-level protocols and fallback.
+    /// The top-level protocols and fallback: for the plain listener and
+    /// for steered ports no policy names.
     pub protocols: ProtocolSet,
+    /// Kernel steering, if configured.
+    pub steer: Option<SteerConfig>,
+    /// Per-port policies (steered ports only).
+    pub policies: Vec<Policy>,
+    /// The control socket for `serve2d status`, if any.
+    pub control: Option<PathBuf>,
+}
+
+/// Where the control socket goes when `control` is not set.
+pub const DEFAULT_CONTROL: &str = "/run/serve2d.sock";
+
+impl Config {
+    /// The router for this configuration: policies by port, the top-level
+    /// protocols for every other port.
+    pub fn router(&self) -> Result<crate::Router, crate::router::RouterError> {
+        let mut router = crate::Router::new(self.protocols.clone());
+        for policy in &self.policies {
+            router.add_policy(policy.ports.iter(), policy.protocols.clone())?;
+        }
+        Ok(router)
+    }
 }
 
 const DEFAULT_MAX_READ: usize = 128;
@@ -62,7 +86,7 @@ impl Config {
 
     /// Checks configuration text; `file` is only used in messages.
     pub fn parse(file: &Path, source: &str) -> Result<Self, ConfigError> {
-        let mut checker = Checker { source, problems: Vec::new() };
+        let mut checker = Checker { source, problems: Vec::new(), targets: Vec::new() };
         let config = checker.config(file, source);
         match config {
             Some(config) if checker.problems.is_empty() => Ok(config),
@@ -79,6 +103,8 @@ impl Config {
 struct Checker<'s> {
     source: &'s str,
     problems: Vec<Problem>,
+    /// Every dial target seen, to check against steering at the end.
+    targets: Vec<(JsonPath, String)>,
 }
 
 impl<'s> Checker<'s> {
@@ -133,11 +159,36 @@ impl<'s> Checker<'s> {
         let connect_timeout = self.seconds(&root.key("connectTimeout"), raw.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         let limits = DetectLimits { max_read, timeout: detect_timeout, ..DetectLimits::default() };
         let shared = protocols::Shared { connect_timeout };
-        let protocols = self.protocol_set(&root.key("protocols"), &raw.protocols, limits, shared);
-        if listen.is_none() && raw.address.is_none() {
-            self.problem(root, "address is required (for example \":8080\")".into());
+        let steer = raw.steer.as_ref().map(|raw| self.steer(raw));
+        let policies = self.policies(&raw, steer.as_ref(), limits, shared);
+        // With steering and no plain listener, top-level protocols are only
+        // needed for steered ports no policy owns.
+        let owned = policies.iter().fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
+        let top_level_needed =
+            raw.address.is_some() || steer.as_ref().is_none_or(|s| !s.configured().difference(&owned).is_empty());
+        let protocols = self.protocol_set(&root.key("protocols"), &raw.protocols, limits, shared, !top_level_needed);
+        if raw.address.is_none() && steer.is_none() {
+            self.problem(root, "address or steer is required (for example \"address\": \":8080\")".into());
         }
-        Some(Config { file: file.to_owned(), listen, log, limits, connect_timeout, protocols: protocols? })
+        if let Some(steer) = &steer {
+            self.no_loops(steer);
+        }
+        let control = match raw.control.as_deref() {
+            Some("") => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from(DEFAULT_CONTROL)),
+        };
+        Some(Config {
+            file: file.to_owned(),
+            listen,
+            log,
+            limits,
+            connect_timeout,
+            protocols: protocols?,
+            steer,
+            policies,
+            control,
+        })
     }
 
     fn seconds(&mut self, at: &JsonPath, value: Option<f64>, default: Duration) -> Duration {
@@ -158,6 +209,7 @@ impl<'s> Checker<'s> {
         raw: &[RawProtocol<'_>],
         limits: DetectLimits,
         shared: protocols::Shared,
+        allow_empty: bool,
     ) -> Option<ProtocolSet> {
         let mut detected: Vec<Protocol> = Vec::new();
         let mut fallback: Option<(usize, Protocol)> = None;
@@ -176,7 +228,7 @@ impl<'s> Checker<'s> {
                 fallback = Some((index, protocol));
             }
         }
-        if raw.is_empty() {
+        if raw.is_empty() && !allow_empty {
             self.problem(at.clone(), "at least one protocol is required".into());
             return None;
         }

@@ -114,7 +114,11 @@ impl Checker<'_> {
 
     fn target(&mut self, at: &JsonPath, target: &str) -> Option<String> {
         match check_target(target) {
-            Ok(()) => Some(target.to_owned()),
+            Ok(()) => {
+                // Checked against steering once it is known.
+                self.targets.push((at.clone(), target.to_owned()));
+                Some(target.to_owned())
+            }
             Err(message) => {
                 self.problem(at.clone(), message);
                 None

@@ -24,6 +24,13 @@ pub struct RawConfig<'a> {
     /// The protocols, tried in order.
     #[serde(default, borrow)]
     pub protocols: Vec<RawProtocol<'a>>,
+    /// Kernel steering (serve2 addition).
+    pub steer: Option<super::steer::RawSteer>,
+    /// Per-port protocol sets for steered ports (serve2 addition).
+    #[serde(default, borrow)]
+    pub policies: Vec<super::steer::RawPolicy<'a>>,
+    /// The control socket `serve2d status` talks to (serve2 addition).
+    pub control: Option<String>,
 }
 
 /// One entry of `protocols`.

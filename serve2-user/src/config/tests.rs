@@ -71,7 +71,7 @@ fn unknown_keys_are_refused_with_their_path() {
     assert_eq!(
         problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}"),
         "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, \
-         `detectTimeout`, `connectTimeout`, `protocols`"
+         `detectTimeout`, `connectTimeout`, `protocols`, `steer`, `policies`, `control`"
     );
     let error = problem(
         "{\"address\": \":80\", \"protocols\": [\n  {\"kind\": \"proxy\", \"conf\": {\"magic\": \"SSH\", \"target\": \"h:22\", \"tagret\": 1}}]}",
@@ -153,7 +153,7 @@ fn kinds_and_defaults_are_checked() {
     let error = problem("{\"address\": \":80\", \"protocols\": []}");
     assert!(error.contains("protocols: at least one protocol is required"), "{error}");
     let error = problem("{\"protocols\": [{\"kind\": \"echo\"}]}");
-    assert!(error.contains("address is required"), "{error}");
+    assert!(error.contains("address or steer is required"), "{error}");
     let error = problem("{\"address\": \":80\", \"detectTimeout\": -1, \"protocols\": [{\"kind\": \"echo\"}]}");
     assert!(error.contains("detectTimeout: expected a number of seconds"), "{error}");
 }
@@ -164,4 +164,79 @@ fn a_default_proxy_needs_no_magic() {
         parse(r#"{"address": ":80", "protocols": [{"kind": "proxy", "default": true, "conf": {"target": "h:1"}}]}"#)
             .unwrap();
     assert_eq!(config.protocols.fallback().map(Protocol::name), Some("proxy"));
+}
+
+const ECHO: &str = r#""protocols": [{"kind": "echo"}]"#;
+
+#[test]
+fn steering_makes_the_address_optional_and_policies_own_ports() {
+    let config = parse(&format!(
+        r#"{{"steer": {{"ports": [22, "80", "8000-8100"], "exclude": [8050]}},
+            "policies": [{{"name": "web", "ports": [80, "8000-8010"], "protocols": [{{"kind": "discard"}}]}}], {ECHO}}}"#
+    ))
+    .unwrap();
+    assert_eq!(config.listen, None);
+    let steer = config.steer.as_ref().unwrap();
+    assert_eq!(steer.listed.to_string(), "22,80");
+    assert_eq!(steer.ranged.to_string(), "8000-8100");
+    assert_eq!(steer.configured().to_string(), "22,80,8000-8049,8051-8100");
+    assert_eq!(config.policies[0].name, "web");
+    assert_eq!(config.policies[0].ports.to_string(), "80,8000-8010");
+    let router = config.router().unwrap();
+    assert_eq!(router.for_port(8005).protocols()[0].name(), "discard");
+    assert_eq!(router.for_port(22).protocols()[0].name(), "echo");
+}
+
+#[test]
+fn policy_ports_must_be_steered_not_excluded_and_owned_once() {
+    let base = r#""steer": {"ports": [80, "8000-8100"], "exclude": [8050]}"#;
+    let policy = |ports: &str| format!(r#"{{"ports": {ports}, "protocols": [{{"kind": "echo"}}]}}"#);
+    let error = problem(&format!(r#"{{{base}, "policies": [{}, {}], {ECHO}}}"#, policy("[80]"), policy("[8000, 80]")));
+    assert!(error.contains("policies[1].ports[1]: port 80 already belongs to an earlier policy"), "{error}");
+    let error = problem(&format!(r#"{{{base}, "policies": [{}], {ECHO}}}"#, policy("[\"7990-8005\"]")));
+    assert!(error.contains("policies[0].ports[0]: port 7990 is not steered (add it to steer.ports)"), "{error}");
+    let error = problem(&format!(r#"{{{base}, "policies": [{}], {ECHO}}}"#, policy("[8050]")));
+    assert!(error.contains("policies[0].ports[0]: port 8050 is excluded from steering (steer.exclude)"), "{error}");
+    let error = problem(&format!(r#"{{"address": ":80", "policies": [{}], {ECHO}}}"#, policy("[80]")));
+    assert!(error.contains("policies[0]: policies apply to steered ports: add \"steer\""), "{error}");
+}
+
+#[test]
+fn port_specs_are_checked() {
+    for (spec, message) in [
+        ("0", "0 is not a port from 1 to 65535"),
+        ("70000", "70000 is not a port from 1 to 65535"),
+        ("\"10-5\"", "`10-5`: the range ends before it starts"),
+        ("\"web\"", "`web` is not a port from 1 to 65535"),
+        ("true", "invalid type: boolean `true`, expected a port number, a range \"first-last\", or \"all\""),
+    ] {
+        let error = problem(&format!(r#"{{"steer": {{"ports": [{spec}]}}, {ECHO}}}"#));
+        assert!(error.contains(&format!("steer.ports[0]: {message}")), "{spec}: {error}");
+    }
+    let error = problem(&format!(r#"{{"steer": {{"ports": [1], "addresses": ["10.0.0.0/33"]}}, {ECHO}}}"#));
+    assert!(error.contains("steer.addresses[0]: `10.0.0.0/33`: expected an address or prefix"), "{error}");
+}
+
+#[test]
+fn targets_that_would_loop_back_into_serve2_are_refused() {
+    let proxy = |target: &str| {
+        format!(r#""protocols": [{{"kind": "proxy", "conf": {{"magic": "SSH", "target": "{target}"}}}}]"#)
+    };
+    let error = problem(&format!(r#"{{"steer": {{"ports": ["all"]}}, {}}}"#, proxy("127.0.0.1:22")));
+    assert!(
+        error.contains("protocols[0].conf.target: `127.0.0.1:22` is a local address on a steered port: connections to it would come back to serve2; add 22 to steer.exclude"),
+        "{error}"
+    );
+    let error = problem(&format!(r#"{{"steer": {{"ports": [22]}}, {}}}"#, proxy("localhost:22")));
+    assert!(error.contains("`localhost:22` is a local address on a steered port"), "{error}");
+    // Excluded, not steered, out of scope, or not local: fine.
+    for (steer, target) in [
+        (r#"{"ports": ["all"], "exclude": [22]}"#, "127.0.0.1:22"),
+        (r#"{"ports": [80]}"#, "127.0.0.1:22"),
+        (r#"{"ports": ["all"], "addresses": ["192.0.2.0/24"]}"#, "127.0.0.1:22"),
+        (r#"{"ports": ["all"]}"#, "192.0.2.1:22"),
+    ] {
+        parse(&format!(r#"{{"steer": {steer}, {}}}"#, proxy(target)))
+            .unwrap_or_else(|e| panic!("{steer} {target}: {e}"));
+    }
 }

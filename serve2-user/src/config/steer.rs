@@ -1,0 +1,300 @@
+//! `steer` and `policies`: which ports the kernel sends to serve2, and which
+//! protocols each port gets.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use super::error::JsonPath;
+use super::raw::{RawConfig, RawProtocol};
+use super::{Checker, protocols};
+use crate::ports::PortSet;
+use crate::protocol::{DetectLimits, ProtocolSet};
+
+/// `steer` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSteer {
+    /// Ports to steer: numbers, `"first-last"` ranges, or `"all"`.
+    pub ports: Vec<PortSpec>,
+    /// Ports never to steer.
+    #[serde(default)]
+    pub exclude: Vec<PortSpec>,
+    /// Local prefixes (`"10.0.0.0/8"`, `"::1/128"`) steering is limited to;
+    /// empty = every local address.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// One entry of `policies` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPolicy<'a> {
+    /// A name for logs and status (default `policy N`).
+    pub name: Option<String>,
+    /// The steered ports this policy owns.
+    pub ports: Vec<PortSpec>,
+    /// The protocols for these ports, as at the top level.
+    #[serde(borrow)]
+    pub protocols: Vec<RawProtocol<'a>>,
+    /// Overrides the top-level `maxRead`.
+    pub max_read: Option<u64>,
+    /// Overrides the top-level `detectTimeout`.
+    pub detect_timeout: Option<f64>,
+}
+
+/// A port list item: `22`, `"22"`, `"8000-8100"` or `"all"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSpec {
+    /// A number.
+    Number(u64),
+    /// A string, parsed when checked.
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for PortSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortSpecVisitor;
+        impl Visitor<'_> for PortSpecVisitor {
+            type Value = PortSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a port number, a range \"first-last\", or \"all\"")
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<PortSpec, E> {
+                Ok(PortSpec::Number(value))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<PortSpec, E> {
+                Ok(PortSpec::Text(value.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(PortSpecVisitor)
+    }
+}
+
+/// Checked `steer`.
+#[derive(Debug, Clone)]
+pub struct SteerConfig {
+    /// Ports listed one by one: taken even where another socket listens.
+    pub listed: PortSet,
+    /// Ports from ranges and `"all"`: skipped where another socket listens.
+    pub ranged: PortSet,
+    /// Ports never steered.
+    pub exclude: PortSet,
+    /// Local prefixes steering is limited to (empty: all).
+    pub scope: Vec<IpNet>,
+}
+
+impl SteerConfig {
+    /// Every port the configuration steers, before skipping ports in use.
+    pub fn configured(&self) -> PortSet {
+        self.listed.union(&self.ranged).difference(&self.exclude)
+    }
+
+    /// Whether a connection to `ip` on `port` would be steered (when `ip` is
+    /// local).
+    pub fn captures(&self, ip: IpAddr, port: u16) -> bool {
+        let in_scope = self.scope.is_empty() || self.scope.iter().any(|net| net.contains(&canonical_ip(ip)));
+        in_scope && self.configured().contains(port)
+    }
+}
+
+/// A checked policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Its name.
+    pub name: String,
+    /// Its ports.
+    pub ports: PortSet,
+    /// Its protocols.
+    pub protocols: ProtocolSet,
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+impl Checker<'_> {
+    /// Parses a port list: (ports listed one by one, ports from ranges/all).
+    fn port_list(&mut self, at: &JsonPath, specs: &[PortSpec]) -> (PortSet, PortSet) {
+        let mut listed = PortSet::new();
+        let mut ranged = PortSet::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match parse_port_spec(spec) {
+                Ok(PortItem::One(port)) => listed.insert(port),
+                Ok(PortItem::Range(first, last)) => ranged.insert_range(first, last),
+                Err(message) => self.problem(at.index(i), message),
+            }
+        }
+        (listed, ranged)
+    }
+
+    pub(super) fn steer(&mut self, raw: &RawSteer) -> SteerConfig {
+        let root = JsonPath::default().key("steer");
+        let (listed, ranged) = self.port_list(&root.key("ports"), &raw.ports);
+        let (excluded_one, excluded_range) = self.port_list(&root.key("exclude"), &raw.exclude);
+        let mut scope = Vec::new();
+        for (i, text) in raw.addresses.iter().enumerate() {
+            match text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(net) => scope.push(net.trunc()),
+                Err(_) => self.problem(
+                    root.key("addresses").index(i),
+                    format!("`{text}`: expected an address or prefix like 10.0.0.0/8 or ::1/128"),
+                ),
+            }
+        }
+        if raw.ports.is_empty() {
+            self.problem(root.key("ports"), "at least one port, range or \"all\" is required".into());
+        }
+        SteerConfig { listed, ranged, exclude: excluded_one.union(&excluded_range), scope }
+    }
+
+    /// Checks and builds `policies` against the steered ports.
+    pub(super) fn policies(
+        &mut self,
+        raw: &RawConfig<'_>,
+        steer: Option<&SteerConfig>,
+        limits: DetectLimits,
+        shared: protocols::Shared,
+    ) -> Vec<Policy> {
+        let root = JsonPath::default().key("policies");
+        let mut owned = PortSet::new();
+        let mut policies = Vec::new();
+        for (i, policy) in raw.policies.iter().enumerate() {
+            let at = root.index(i);
+            let Some(steer) = steer else {
+                self.problem(at, "policies apply to steered ports: add \"steer\"".into());
+                continue;
+            };
+            let ports_at = at.key("ports");
+            let (listed, ranged) = self.port_list(&ports_at, &policy.ports);
+            let ports = listed.union(&ranged);
+            for (port_spec_index, spec) in policy.ports.iter().enumerate() {
+                let Ok(item) = parse_port_spec(spec) else { continue };
+                let spec_ports = item.ports();
+                let spec_at = ports_at.index(port_spec_index);
+                if let Some(port) = spec_ports.intersection(&owned).iter().next() {
+                    self.problem(spec_at, format!("port {port} already belongs to an earlier policy"));
+                } else if let Some(port) = spec_ports.intersection(&steer.exclude).iter().next() {
+                    self.problem(spec_at, format!("port {port} is excluded from steering (steer.exclude)"));
+                } else if let Some(port) = spec_ports.difference(&steer.configured()).iter().next() {
+                    self.problem(spec_at, format!("port {port} is not steered (add it to steer.ports)"));
+                }
+            }
+            owned = owned.union(&ports);
+            let limits = DetectLimits {
+                max_read: policy.max_read.map_or(limits.max_read, |n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
+                timeout: self.seconds(&at.key("detectTimeout"), policy.detect_timeout, limits.timeout),
+                ..limits
+            };
+            let protocols = self.protocol_set(&at.key("protocols"), &policy.protocols, limits, shared, false);
+            let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
+            if let Some(protocols) = protocols {
+                policies.push(Policy { name, ports, protocols });
+            }
+        }
+        policies
+    }
+
+    /// Refuses targets that would be steered back into serve2.
+    pub(super) fn no_loops(&mut self, steer: &SteerConfig) {
+        let local = local_addresses();
+        for (at, target) in std::mem::take(&mut self.targets) {
+            let Ok(addrs) = target.to_socket_addrs() else {
+                continue; // Not resolvable now; cannot be judged.
+            };
+            let looping = addrs.into_iter().find(|a| {
+                (a.ip().is_loopback() || local.contains(&canonical_ip(a.ip()))) && steer.captures(a.ip(), a.port())
+            });
+            if let Some(addr) = looping {
+                let port = addr.port();
+                let message = format!(
+                    "`{target}` is a local address on a steered port: connections to it would come back to serve2; \
+                     add {port} to steer.exclude"
+                );
+                self.problem(at, message);
+            }
+        }
+    }
+}
+
+enum PortItem {
+    One(u16),
+    Range(u16, u16),
+}
+
+impl PortItem {
+    fn ports(&self) -> PortSet {
+        let mut set = PortSet::new();
+        match *self {
+            PortItem::One(port) => set.insert(port),
+            PortItem::Range(first, last) => set.insert_range(first, last),
+        }
+        set
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a port from 1 to 65535")),
+        Ok(port) => Ok(port),
+    }
+}
+
+fn parse_port_spec(spec: &PortSpec) -> Result<PortItem, String> {
+    match spec {
+        PortSpec::Number(n) => u16::try_from(*n)
+            .ok()
+            .filter(|&p| p > 0)
+            .map(PortItem::One)
+            .ok_or_else(|| format!("{n} is not a port from 1 to 65535")),
+        PortSpec::Text(text) if text == "all" => Ok(PortItem::Range(1, u16::MAX)),
+        PortSpec::Text(text) => match text.split_once('-') {
+            Some((first, last)) => {
+                let (first, last) = (parse_port(first)?, parse_port(last)?);
+                if first > last {
+                    return Err(format!("`{text}`: the range ends before it starts"));
+                }
+                Ok(PortItem::Range(first, last))
+            }
+            None => parse_port(text).map(PortItem::One),
+        },
+    }
+}
+
+/// Addresses of this network namespace's interfaces.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut addresses = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below; we
+    // only read entries whose address family we check first.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return addresses;
+        }
+        let mut entry = list;
+        while !entry.is_null() {
+            let addr = (*entry).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(addr as *const libc::sockaddr_in);
+                        addresses.push(IpAddr::from(v4.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(addr as *const libc::sockaddr_in6);
+                        addresses.push(IpAddr::from(v6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            entry = (*entry).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    addresses
+}

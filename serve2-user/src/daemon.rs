@@ -1,0 +1,201 @@
+//! Assembling a configured daemon: listeners, kernel steering, the control
+//! socket, the server; and taking them down in the right order.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DEFAULT_CONTROL};
+use crate::control::{Connections, PolicyStatus, Status, StatusSource, SteeringStatus};
+use crate::ports::PortSet;
+use crate::protocol::ProtocolSet;
+use crate::{Server, control, listener};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Kernel steering could not start.
+    #[cfg(feature = "steer")]
+    #[error(transparent)]
+    Steer(#[from] crate::steer::SteerError),
+    /// The configuration steers, but this build has no eBPF program.
+    #[error("this serve2 was built without the `steer` feature; remove \"steer\" from the configuration")]
+    SteeringNotBuilt,
+    /// The configured control socket could not be created.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration's policies do not fit the router.
+    #[error(transparent)]
+    Router(#[from] crate::router::RouterError),
+}
+
+/// Serves a loaded configuration until `shutdown` completes.
+///
+/// At shutdown, steering is detached first (new connections fail open to
+/// the kernel's normal lookup), then accepting stops and open connections get
+/// their grace period.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let mut listeners = Vec::new();
+    let mut described = Vec::new();
+    if let Some(address) = config.listen {
+        let bind_error = |source| RunError::Bind { address: address.to_string(), source };
+        let listener = listener::bind(&address).map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        tracing::info!(%local, config = %config.file.display(), "listening");
+        described.push(local.to_string());
+        listeners.push(listener);
+    }
+    let steering = match &config.steer {
+        Some(steer) => Some(start_steering(&config, steer, &mut listeners, &mut described)?),
+        None => None,
+    };
+    let server = Server::new(config.router()?);
+    let source = status_source(&config, described.clone(), server.stats(), steering.as_ref());
+    let control = start_control(&config, source).await?;
+    let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
+    tracing::info!(listeners = %described.join(", "), control = control_path.as_deref().unwrap_or("-"), "serving");
+    let shutdown = async move {
+        shutdown.await;
+        drop(steering);
+    };
+    server.serve(listeners, shutdown).await;
+    if let Some(control) = control {
+        control.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(feature = "steer")]
+type Steering = (crate::steer::Steering, crate::steer::SteerPlan);
+#[cfg(not(feature = "steer"))]
+type Steering = std::convert::Infallible;
+
+#[cfg(feature = "steer")]
+fn start_steering(
+    config: &Config,
+    steer: &crate::config::SteerConfig,
+    listeners: &mut Vec<TcpListener>,
+    described: &mut Vec<String>,
+) -> Result<Steering, RunError> {
+    use crate::steer::{SteerPlan, Steering, listening_ports};
+    let started = std::time::Instant::now();
+    let address = crate::config::ListenAddress::AllInterfaces(0);
+    let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
+    let listener = listener::bind(&address).map_err(bind_error)?;
+    listeners.push(listener);
+    let own: PortSet = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
+    let in_use = listening_ports().map_err(bind_error)?;
+    let plan = SteerPlan::new(steer, &in_use, &own);
+    let steering_listener = listeners.last().ok_or_else(|| bind_error(std::io::ErrorKind::NotFound.into()))?;
+    let steering = Steering::attach(steering_listener, &plan, &config.policies, &steer.scope)?;
+    let local = steering_listener.local_addr().map_err(bind_error)?;
+    described.push(format!("{local} (steering)"));
+    tracing::info!(
+        listener = %local,
+        steered = plan.steered.len(),
+        ports = %plan.steered,
+        ms = %format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        "steering attached"
+    );
+    if !plan.skipped.is_empty() {
+        tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
+    }
+    Ok((steering, plan))
+}
+
+#[cfg(not(feature = "steer"))]
+fn start_steering(
+    _: &Config,
+    _: &crate::config::SteerConfig,
+    _: &mut Vec<TcpListener>,
+    _: &mut Vec<String>,
+) -> Result<Steering, RunError> {
+    Err(RunError::SteeringNotBuilt)
+}
+
+fn status_source(
+    config: &Config,
+    listeners: Vec<String>,
+    stats: Arc<crate::server::ServerStats>,
+    steering: Option<&Steering>,
+) -> StatusSource {
+    let mut policies: Vec<PolicyStatus> =
+        config.policies.iter().map(|p| policy_status(&p.name, format!("ports {}", p.ports), &p.protocols)).collect();
+    policies.push(policy_status("top level", "every other port".into(), &config.protocols));
+    let steering = steering_status(config, steering);
+    let file = config.file.display().to_string();
+    Arc::new(move || Status {
+        pid: std::process::id(),
+        config: file.clone(),
+        listeners: listeners.clone(),
+        connections: Connections { accepted: stats.accepted(), open: stats.open() },
+        steering: steering.as_ref().map(|f| f()),
+        policies: policies.clone(),
+    })
+}
+
+type SteeringSnapshot = Box<dyn Fn() -> SteeringStatus + Send + Sync>;
+
+#[cfg(feature = "steer")]
+fn steering_status(config: &Config, steering: Option<&Steering>) -> Option<SteeringSnapshot> {
+    let (steering, plan) = steering?;
+    let steer = config.steer.as_ref()?;
+    let counters = steering.counters();
+    let fixed = SteeringStatus {
+        ports: plan.steered.to_string(),
+        steered: plan.steered.len(),
+        skipped: plan.skipped.to_string(),
+        excluded: steer.exclude.to_string(),
+        scope: steer.scope.iter().map(ToString::to_string).collect(),
+        counters: Default::default(),
+    };
+    Some(Box::new(move || SteeringStatus {
+        counters: counters.read().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        ..fixed.clone()
+    }))
+}
+
+#[cfg(not(feature = "steer"))]
+fn steering_status(_: &Config, _: Option<&Steering>) -> Option<SteeringSnapshot> {
+    None
+}
+
+fn policy_status(name: &str, ports: String, set: &ProtocolSet) -> PolicyStatus {
+    PolicyStatus {
+        name: name.to_owned(),
+        ports,
+        protocols: set.protocols().iter().map(|p| p.name().to_owned()).collect(),
+        fallback: set.fallback().map(|p| p.name().to_owned()),
+    }
+}
+
+/// Starts the control socket. A failure is fatal only when the socket was
+/// configured explicitly.
+async fn start_control(config: &Config, source: StatusSource) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
+    let Some(path) = config.control.clone() else { return Ok(None) };
+    match control::bind(&path).await {
+        Ok(listener) => Ok(Some(tokio::spawn(control::serve(listener, path, source)))),
+        Err(e) if path == Path::new(DEFAULT_CONTROL) => {
+            tracing::warn!(path = %path.display(), error = %e, "no control socket; `serve2d status` will not work");
+            Ok(None)
+        }
+        Err(source) => Err(RunError::Control { path: path.display().to_string(), source }),
+    }
+}

@@ -1,0 +1,213 @@
+//! Kernel steering: the embedded `sk_lookup` program, loaded and attached to
+//! this network namespace, sends new connections on chosen ports to one
+//! listening socket of ours.
+//!
+//! Lifetime: the program link and the maps live as long as [`Steering`]
+//! (and so the process). When the process ends, however it ends, the kernel
+//! detaches the program and the listener leaves the SOCKMAP; no port keeps
+//! pointing at a dead daemon.
+
+mod plan;
+mod privileges;
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use aya::Ebpf;
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, MapData, PerCpuArray, SockMap};
+use aya::programs::SkLookup;
+use ipnet::IpNet;
+use serve2_common::{
+    COUNTERS_MAP, Counter, FLAG_SCOPED, LISTENER_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
+    Setting,
+};
+use tokio::net::TcpListener;
+
+pub use plan::{SteerPlan, listening_ports};
+
+use crate::config::Policy;
+
+/// The object built from `serve2-ebpf` by `build.rs`.
+static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
+
+/// Why steering could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    /// The process lacks capabilities.
+    #[error(
+        "kernel steering needs CAP_BPF and CAP_NET_ADMIN; missing {}. Run as root or grant them \
+         (for example AmbientCapabilities=CAP_BPF CAP_NET_ADMIN), or use a plain \"address\" without \"steer\"",
+        .0.join(" and ")
+    )]
+    MissingCapabilities(Vec<&'static str>),
+    /// The kernel has no sk_lookup programs.
+    #[error("kernel steering needs Linux 5.9 or later (sk_lookup programs); this kernel is {0}")]
+    KernelTooOld(String),
+    /// Loading the object or the program failed.
+    #[error("loading the eBPF program: {0}")]
+    Load(String),
+    /// Filling a map failed.
+    #[error("filling the {map} map: {source}")]
+    Map {
+        /// The map.
+        map: &'static str,
+        /// Why.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// Attaching to the network namespace failed.
+    #[error("attaching to this network namespace: {0}")]
+    Attach(String),
+}
+
+/// The loaded, attached program. Dropping it detaches the program.
+pub struct Steering {
+    _ebpf: Ebpf,
+    counters: Arc<KernelCounters>,
+}
+
+impl std::fmt::Debug for Steering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steering").finish_non_exhaustive()
+    }
+}
+
+/// The program's per-CPU counters, readable while it runs.
+pub struct KernelCounters {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl std::fmt::Debug for KernelCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.read()).finish()
+    }
+}
+
+impl KernelCounters {
+    /// Each counter summed over CPUs, by name.
+    pub fn read(&self) -> Vec<(&'static str, u64)> {
+        Counter::ALL
+            .iter()
+            .map(|&counter| {
+                let total = self.map.get(&(counter as u32), 0).map_or(0, |per_cpu| per_cpu.iter().sum());
+                (counter.name(), total)
+            })
+            .collect()
+    }
+}
+
+/// The value the program's port map holds for a steered port: 1 for the
+/// top-level protocols, 2 + i for `policies[i]` (0 means not steered).
+fn port_value(policies: &[Policy], port: u16) -> u32 {
+    policies.iter().position(|p| p.ports.contains(port)).map_or(1, |i| 2 + i as u32)
+}
+
+impl Steering {
+    /// Loads the program, fills its maps from `plan`, puts `listener` (a
+    /// dual-stack `[::]` socket) in its SOCKMAP, and attaches it to the
+    /// calling thread's network namespace — in that order, so no connection
+    /// is ever steered to an empty map.
+    pub fn attach(
+        listener: &TcpListener,
+        plan: &SteerPlan,
+        policies: &[Policy],
+        scope: &[IpNet],
+    ) -> Result<Steering, SteerError> {
+        privileges::check()?;
+        raise_memlock_limit();
+        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| SteerError::Load(e.to_string()))?;
+        start_kernel_log(&mut ebpf);
+        let map_error = |map| move |source| SteerError::Map { map, source };
+
+        let mut ports: Array<_, u32> =
+            Array::try_from(ebpf.map_mut(PORTS_MAP).ok_or(SteerError::Load(format!("no map {PORTS_MAP}")))?)
+                .map_err(map_error(PORTS_MAP))?;
+        for port in plan.steered.iter() {
+            ports.set(u32::from(port), port_value(policies, port), 0).map_err(map_error(PORTS_MAP))?;
+        }
+        if !scope.is_empty() {
+            fill_scope(&mut ebpf, scope)?;
+            let mut settings: Array<_, u32> =
+                Array::try_from(ebpf.map_mut(SETTINGS_MAP).ok_or(SteerError::Load(format!("no map {SETTINGS_MAP}")))?)
+                    .map_err(map_error(SETTINGS_MAP))?;
+            settings.set(Setting::Flags as u32, FLAG_SCOPED, 0).map_err(map_error(SETTINGS_MAP))?;
+        }
+        let mut sockets: SockMap<_> =
+            SockMap::try_from(ebpf.map_mut(LISTENER_MAP).ok_or(SteerError::Load(format!("no map {LISTENER_MAP}")))?)
+                .map_err(map_error(LISTENER_MAP))?;
+        sockets.set(0, &listener.as_raw_fd(), 0).map_err(map_error(LISTENER_MAP))?;
+
+        let program: &mut SkLookup = ebpf
+            .program_mut(PROGRAM)
+            .ok_or(SteerError::Load(format!("no program {PROGRAM}")))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| SteerError::Load(e.to_string()))?;
+        program.load().map_err(|e| SteerError::Load(e.to_string()))?;
+        // This thread's namespace: the one the listener was created in.
+        let netns = File::open("/proc/thread-self/ns/net").map_err(|e| SteerError::Attach(e.to_string()))?;
+        program.attach(netns).map_err(|e| SteerError::Attach(e.to_string()))?;
+
+        let counters = ebpf.take_map(COUNTERS_MAP).ok_or(SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
+        let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
+        Ok(Steering { _ebpf: ebpf, counters: Arc::new(KernelCounters { map: counters }) })
+    }
+
+    /// The program's counters.
+    pub fn counters(&self) -> Arc<KernelCounters> {
+        self.counters.clone()
+    }
+}
+
+fn fill_scope(ebpf: &mut Ebpf, scope: &[IpNet]) -> Result<(), SteerError> {
+    let map_error = |map| move |source| SteerError::Map { map, source };
+    for net in scope {
+        let prefix = u32::from(net.prefix_len());
+        match net.addr() {
+            IpAddr::V4(v4) => {
+                let map = ebpf.map_mut(SCOPE_V4_MAP).ok_or(SteerError::Load(format!("no map {SCOPE_V4_MAP}")))?;
+                let mut trie: LpmTrie<_, [u8; 4], u8> = LpmTrie::try_from(map).map_err(map_error(SCOPE_V4_MAP))?;
+                trie.insert(&Key::new(prefix, v4.octets()), 1, 0).map_err(map_error(SCOPE_V4_MAP))?;
+            }
+            IpAddr::V6(v6) => {
+                let map = ebpf.map_mut(SCOPE_V6_MAP).ok_or(SteerError::Load(format!("no map {SCOPE_V6_MAP}")))?;
+                let mut trie: LpmTrie<_, [u8; 16], u8> = LpmTrie::try_from(map).map_err(map_error(SCOPE_V6_MAP))?;
+                trie.insert(&Key::new(prefix, v6.octets()), 1, 0).map_err(map_error(SCOPE_V6_MAP))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Forwards the program's aya-log records (debug level) to our log.
+fn start_kernel_log(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init(ebpf) {
+        Ok(logger) => logger,
+        Err(e) => return tracing::debug!(error = %e, "eBPF log not forwarded"),
+    };
+    // SAFETY: the logger owns its ring buffer's descriptor, which stays open
+    // and unchanged for as long as the AsyncFd owns the logger.
+    let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    match registered {
+        Ok(mut logger) => {
+            tokio::spawn(async move {
+                while let Ok(mut ready) = logger.readable_mut().await {
+                    ready.get_inner_mut().flush();
+                    ready.clear_ready();
+                }
+            });
+        }
+        Err(e) => tracing::debug!(error = %e, "eBPF log not forwarded"),
+    }
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads the struct passed; failure only means a low limit.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited);
+    }
+}

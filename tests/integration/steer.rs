@@ -1,0 +1,260 @@
+//! Kernel steering: the serve2d binary as root in a fresh network namespace,
+//! with its sk_lookup program attached to that namespace only.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::process::{Serve2d, binary};
+use crate::support::*;
+
+/// Writes `config` (a JSON object body, without braces) plus a control
+/// socket in a fresh folder, and starts serve2d on it.
+async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control.sock");
+    let config = format!(r#"{{"logStdout": true, "control": {}, {body}}}"#, json(control.to_string_lossy()));
+    let path = dir.path().join("conf.json");
+    std::fs::write(&path, config).unwrap();
+    let mut daemon = Serve2d::spawn(&[], &path);
+    daemon.wait_for_line("steering attached").await;
+    daemon.wait_for_line("serving").await;
+    (dir, daemon)
+}
+
+fn status(dir: &tempfile::TempDir) -> String {
+    let output =
+        Command::new(binary()).arg("status").arg("--socket").arg(dir.path().join("control.sock")).output().unwrap();
+    assert!(output.status.success(), "status: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+async fn echo_through(addr: SocketAddr, text: &str) {
+    let mut client = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").unwrap();
+    let message = format!("ECHO {text}");
+    send(&mut client, message.as_bytes()).await;
+    assert_eq!(read_exact(&mut client, message.len()).await, message.as_bytes(), "{addr}");
+}
+
+/// Listening sockets in this namespace that belong to process `pid`.
+fn listeners_of(pid: u32) -> usize {
+    let mut listening = BTreeSet::new();
+    for table in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
+        for row in std::fs::read_to_string(table).unwrap().lines().skip(1) {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            if fields[3] == "0A" {
+                listening.insert(fields[9].to_owned());
+            }
+        }
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .filter(|inode| listening.contains(inode))
+        .count()
+}
+
+/// A small xorshift generator: random ports, reproducible from the seed.
+fn random_ports(count: usize, exclude: &[u16]) -> Vec<u16> {
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("random port seed {seed}");
+    let mut ports = BTreeSet::new();
+    while ports.len() < count {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = (seed % 65535) as u16 + 1;
+        if !exclude.contains(&port) {
+            ports.insert(port);
+        }
+    }
+    ports.into_iter().collect()
+}
+
+#[test]
+fn all_ports_reach_one_listener_that_sees_the_dialled_port() {
+    in_netns(|| async {
+        let excluded = [7, 2222, 6000, 6001, 6002];
+        let (dir, mut daemon) =
+            start(r#""steer": {"ports": ["all"], "exclude": [7, 2222, "6000-6002"]}, "protocols": [{"kind": "echo"}]"#)
+                .await;
+        let listener_port = status(&dir)
+            .lines()
+            .find_map(|l| l.strip_prefix("listeners: "))
+            .and_then(|l| l.split(' ').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap();
+        let mut avoid = excluded.to_vec();
+        avoid.push(listener_port);
+        let ports = random_ports(1000, &avoid);
+        for &port in &ports {
+            echo_through(SocketAddr::from(([127, 0, 0, 1], port)), &port.to_string()).await;
+        }
+        for &port in ports.iter().take(50) {
+            echo_through(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)), &port.to_string()).await;
+        }
+        // Every connection's summary names the port the client dialled.
+        let mut seen = BTreeSet::new();
+        while seen.len() < ports.len() {
+            let line = daemon.wait_for_line("chain=echo").await;
+            let port =
+                line.split("local=127.0.0.1:").nth(1).and_then(|rest| rest.split(' ').next()?.parse::<u16>().ok());
+            seen.extend(port);
+        }
+        assert_eq!(seen, ports.iter().copied().collect::<BTreeSet<u16>>());
+        assert_eq!(listeners_of(daemon.pid()), 1, "the daemon holds exactly one listening socket");
+        let status = status(&dir);
+        assert!(status.contains("steering: 65530 ports"), "{status}");
+        assert!(status.contains("excluded: 7,2222,6000-6002"), "{status}");
+        assert!(status.contains("steered 1050"), "{status}");
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+#[test]
+fn policies_pick_protocols_by_dialled_port_on_ipv4_and_ipv6() {
+    in_netns(|| async {
+        let (ssh_backend, ssh_addr) = backend().await;
+        let www = tempfile::tempdir().unwrap();
+        std::fs::write(www.path().join("index.html"), "policy web").unwrap();
+        let body = format!(
+            r#""steer": {{"ports": [80, 2222, "8000-8010"]}},
+               "policies": [
+                 {{"name": "web", "ports": [80], "protocols": [{{"kind": "http", "conf": {{"path": {www}}}}}]}},
+                 {{"name": "ssh", "ports": [2222], "protocols": [{{"kind": "proxy", "conf": {{"magic": "SSH-", "target": {ssh}}}}}]}}
+               ],
+               "protocols": [{{"kind": "echo"}}]"#,
+            www = json(www.path().to_string_lossy()),
+            ssh = json(&ssh_addr),
+        );
+        let (dir, mut daemon) = start(&body).await;
+        for host in ["127.0.0.1", "[::1]"] {
+            let at = |port: u16| -> SocketAddr { format!("{host}:{port}").parse().unwrap() };
+            // Port 80 speaks HTTP only: an SSH banner is not proxied.
+            let mut client = TcpStream::connect(at(80)).await.unwrap();
+            send(&mut client, b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            assert_closed_silently(&mut client).await;
+            let mut client = TcpStream::connect(at(80)).await.unwrap();
+            send(&mut client, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+            let response = String::from_utf8(read_to_end(&mut client).await.unwrap()).unwrap();
+            assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("policy web"), "{response}");
+            // Port 2222 proxies SSH only.
+            let mut client = TcpStream::connect(at(2222)).await.unwrap();
+            send(&mut client, b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            let mut server = accept(&ssh_backend).await;
+            assert_eq!(read_exact(&mut server, 21).await, b"SSH-2.0-OpenSSH_9.2\r\n");
+            let mut client = TcpStream::connect(at(2222)).await.unwrap();
+            send(&mut client, b"GET / HTTP/1.1\r\n\r\n").await;
+            assert_closed_silently(&mut client).await;
+            // The range without a policy gets the top-level protocols.
+            echo_through(at(8005), "top level").await;
+        }
+        // The summary reports the dialled IPv6 address and port.
+        let line = daemon.wait_for_line("local=[::1]:2222").await;
+        assert!(line.contains("port=2222"), "{line}");
+        let status = status(&dir);
+        assert!(status.contains("web: ports 80 -> http"), "{status}");
+        assert!(status.contains("ssh: ports 2222 -> proxy"), "{status}");
+        assert!(status.contains("top level: every other port -> echo"), "{status}");
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+/// A listener that answers every connection with `name` and closes.
+async fn named_listener(port: u16, name: &'static str) -> tokio::task::JoinHandle<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(name.as_bytes()).await;
+        }
+    })
+}
+
+async fn first_bytes(port: u16) -> Vec<u8> {
+    let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buf = vec![0u8; 32];
+    let n = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut client, &mut buf)).await.unwrap().unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn excluded_and_already_listening_ports_answer_themselves() {
+    in_netns(|| async {
+        let _in_use = named_listener(5000, "already here").await;
+        let _listed = named_listener(7000, "taken over").await;
+        let (dir, mut daemon) =
+            start(r#""steer": {"ports": ["all", 7000], "exclude": [6000]}, "protocols": [{"kind": "echo"}]"#).await;
+        // Logged during start-up, before "serving".
+        let warning =
+            daemon.log.iter().find(|l| l.contains("another socket already listens")).cloned().unwrap_or_default();
+        assert!(warning.contains("ports=5000"), "{warning}");
+        let _excluded = named_listener(6000, "excluded").await;
+        assert_eq!(first_bytes(5000).await, b"already here");
+        assert_eq!(first_bytes(6000).await, b"excluded");
+        // Listed one by one, a port is taken even where something listens.
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 7000)), "steered").await;
+        let status = status(&dir);
+        assert!(status.contains("skipped (another socket listened at start): 5000"), "{status}");
+        assert!(status.contains("excluded: 6000"), "{status}");
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+#[test]
+fn killing_the_daemon_leaves_no_port_hanging() {
+    in_netns(|| async {
+        let _own = named_listener(9005, "own listener").await;
+        let (_dir, mut daemon) =
+            start(r#""steer": {"ports": [9005, "9000-9010"]}, "protocols": [{"kind": "echo"}]"#).await;
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9005)), "alive").await;
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9001)), "alive").await;
+        daemon.child.start_kill().unwrap(); // SIGKILL
+        daemon.child.wait().await.unwrap();
+        // Each port refuses at once or reaches its own listener.
+        assert_eq!(first_bytes(9005).await, b"own listener");
+        for port in [9000, 9001, 9010] {
+            let started = std::time::Instant::now();
+            let result = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(("127.0.0.1", port))).await;
+            let error = result.expect("no hang").expect_err("nothing listens");
+            assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{port}: {error}");
+            assert!(started.elapsed() < Duration::from_secs(1));
+        }
+    });
+}
+
+#[test]
+fn without_privileges_steering_fails_clearly_and_plain_mode_still_works() {
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        // The unprivileged user must be able to read the configurations.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let steer = dir.path().join("steer.json");
+        std::fs::write(&steer, r#"{"control": "", "steer": {"ports": [8080]}, "protocols": [{"kind": "echo"}]}"#)
+            .unwrap();
+        let output = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(binary())
+            .arg(&steer)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("kernel steering needs CAP_BPF and CAP_NET_ADMIN; missing CAP_BPF and CAP_NET_ADMIN"),
+            "{stderr}"
+        );
+
+        let plain = dir.path().join("plain.json");
+        std::fs::write(&plain, r#"{"address": "127.0.0.1:0", "control": "", "protocols": [{"kind": "echo"}]}"#)
+            .unwrap();
+        let mut daemon = Serve2d::spawn(&["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"], &plain);
+        let addr = daemon.listening_addr().await;
+        echo_through(addr, "unprivileged").await;
+        daemon.child.kill().await.unwrap();
+    });
+}
