@@ -258,3 +258,28 @@ fn without_privileges_steering_fails_clearly_and_plain_mode_still_works() {
         daemon.child.kill().await.unwrap();
     });
 }
+
+#[test]
+fn address_scoping_steers_only_the_listed_local_addresses() {
+    in_netns(|| async {
+        let (dir, _daemon) = start(
+            r#""steer": {"ports": ["all"], "addresses": ["127.0.0.2/32", "::1"]}, "protocols": [{"kind": "echo"}]"#,
+        )
+        .await;
+        echo_through("127.0.0.2:4000".parse().unwrap(), "in scope").await;
+        echo_through("[::1]:4000".parse().unwrap(), "in scope").await;
+        // 127.0.0.1 is local but out of scope: the normal lookup refuses it.
+        let error = TcpStream::connect("127.0.0.1:4000").await.expect_err("not steered");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+        let output = Command::new(binary())
+            .args(["status", "--json", "--socket"])
+            .arg(dir.path().join("control.sock"))
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let counters = &status["steering"]["counters"];
+        assert_eq!(counters["steered"], 2, "{status}");
+        assert_eq!(counters["out_of_scope"], 1, "{status}");
+        assert_eq!(status["steering"]["scope"], serde_json::json!(["127.0.0.2/32", "::1/128"]));
+    });
+}
