@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DEFAULT_CONTROL};
 use crate::control::{Connections, PolicyStatus, Status, StatusSource, SteeringStatus};
-use crate::ports::PortSet;
 use crate::protocol::ProtocolSet;
 use crate::{Server, control, listener};
 
@@ -31,6 +30,9 @@ pub enum RunError {
     /// The configuration steers, but this build has no eBPF program.
     #[error("this serve2 was built without the `steer` feature; remove \"steer\" from the configuration")]
     SteeringNotBuilt,
+    /// The in-kernel relay could not be loaded.
+    #[error("loading the in-kernel relay (\"relay\": \"sockmap\"): {0}")]
+    KernelRelay(String),
     /// The configured control socket could not be created.
     #[error("control socket {path}: {source}")]
     Control {
@@ -61,6 +63,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         described.push(local.to_string());
         listeners.push(listener);
     }
+    start_kernel_relay(&config)?;
     let steering = match &config.steer {
         Some(steer) => Some(start_steering(&config, steer, &mut listeners, &mut described)?),
         None => None,
@@ -82,10 +85,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
+/// Loads the in-kernel relay when the configuration asks for it.
+fn start_kernel_relay(config: &Config) -> Result<(), RunError> {
+    if config.relay != crate::relay::RelayMode::Sockmap {
+        return Ok(());
+    }
+    #[cfg(feature = "steer")]
+    {
+        crate::relay::kernel::init().map_err(RunError::KernelRelay)?;
+        tracing::info!("in-kernel relay (sockmap) loaded");
+        Ok(())
+    }
+    #[cfg(not(feature = "steer"))]
+    Err(RunError::SteeringNotBuilt)
+}
+
 #[cfg(feature = "steer")]
 type Steering = (crate::steer::Steering, crate::steer::SteerPlan);
+/// Stands in for steering in builds without it (never constructed).
 #[cfg(not(feature = "steer"))]
-type Steering = std::convert::Infallible;
+#[derive(Debug)]
+struct Steering;
 
 #[cfg(feature = "steer")]
 fn start_steering(
@@ -100,7 +120,7 @@ fn start_steering(
     let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
     let listener = listener::bind(&address).map_err(bind_error)?;
     listeners.push(listener);
-    let own: PortSet = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
+    let own: crate::ports::PortSet = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
     let in_use = listening_ports().map_err(bind_error)?;
     let plan = SteerPlan::new(steer, &in_use, &own);
     let steering_listener = listeners.last().ok_or_else(|| bind_error(std::io::ErrorKind::NotFound.into()))?;

@@ -31,13 +31,67 @@ pub enum Handled {
     /// The handler produced a transport (for example the decrypted side of
     /// TLS): detect again on it, with the same protocol set.
     Redetect(Conn),
+    /// The handler connected a backend: serve2 relays the two until both
+    /// close. The relay runs after the handler's own future is gone, so a
+    /// long idle connection costs only the relay's small state.
+    Relay(RelayJob),
+}
+
+/// A client and a backend for serve2 to relay (see [`Handled::Relay`]).
+#[derive(Debug)]
+pub struct RelayJob {
+    /// The client side (any bytes it still owes the backend are already sent).
+    pub client: crate::conn::Stream,
+    /// The backend side.
+    pub backend: crate::conn::Stream,
+    /// How to relay raw TCP pairs.
+    pub mode: crate::relay::RelayMode,
+    /// The backend's name for the summary line.
+    pub target: Option<Arc<str>>,
+    /// Bytes from the client the handler already sent to the backend.
+    pub already_sent: u64,
+}
+
+impl RelayJob {
+    /// Relays until both sides close; resolves to the connection's report.
+    pub fn run(self) -> RelayRun {
+        let RelayJob { client, backend, mode, target, already_sent } = self;
+        RelayRun { relay: crate::relay::relay_with(mode, client, backend), target, already_sent }
+    }
+}
+
+/// A [`RelayJob`] running: a future of the connection's [`Report`].
+#[derive(Debug)]
+pub struct RelayRun {
+    relay: crate::relay::Relaying,
+    target: Option<Arc<str>>,
+    already_sent: u64,
+}
+
+impl Future for RelayRun {
+    type Output = Report;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Report> {
+        let this = self.get_mut();
+        let relayed = std::task::ready!(Pin::new(&mut this.relay).poll(cx));
+        let end = match relayed.end {
+            crate::relay::RelayEnd::Closed => End::Closed,
+            crate::relay::RelayEnd::ClientReset(_) => End::ClientReset,
+            crate::relay::RelayEnd::BackendReset(_) => End::BackendReset,
+        };
+        std::task::Poll::Ready(Report {
+            target: this.target.take(),
+            from_client: this.already_sent + relayed.client_to_backend,
+            to_client: relayed.backend_to_client,
+            end,
+        })
+    }
 }
 
 /// A finished connection's account, logged in its summary line.
 #[derive(Debug, Default)]
 pub struct Report {
     /// Where the connection was sent, if anywhere (a proxy target).
-    pub target: Option<String>,
+    pub target: Option<Arc<str>>,
     /// Bytes received from the client.
     pub from_client: u64,
     /// Bytes sent to the client.

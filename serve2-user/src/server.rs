@@ -2,8 +2,10 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -14,7 +16,7 @@ use tracing::Instrument;
 
 use crate::conn::{Conn, ConnInfo, canonical_addr};
 use crate::detect::engine::{Detected, detect};
-use crate::protocol::{Handled, ProtocolSet};
+use crate::protocol::{Handled, HandlerError, ProtocolSet, RelayJob, RelayRun};
 use crate::router::Router;
 use crate::summary::Summary;
 
@@ -123,7 +125,7 @@ async fn accept_loop(listener: TcpListener, shared: Shared, stop: CancellationTo
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let open = OpenConnection::new(&shared.stats);
-                shared.tracker.spawn(serve_connection(shared.router.clone(), stream, peer, Instant::now(), open));
+                shared.tracker.spawn(ConnectionTask::new(shared.router.clone(), stream, peer, Instant::now(), open));
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => {
@@ -152,32 +154,90 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-async fn serve_connection(
-    router: Arc<Router>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    accepted: Instant,
+/// One accepted connection's task. Detection and the handlers' set-up run
+/// in a boxed future that is freed when done; a relay a handler hands back
+/// then runs from `Tail`, so an idle proxied connection holds only the relay
+/// state, its span and its summary.
+struct ConnectionTask {
+    phase: Phase,
     _open: OpenConnection,
-) {
+}
+
+// Tail inline on purpose: the task is one allocation either way, and Tail
+// is the state that lives on.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    Setup(Pin<Box<dyn Future<Output = Option<Tail>> + Send>>),
+    Relay(Tail),
+    Done,
+}
+
+/// What a relayed connection keeps while its bytes flow.
+struct Tail {
+    span: tracing::Span,
+    summary: Summary,
+    local: SocketAddr,
+    accepted: Instant,
+    run: RelayRun,
+}
+
+impl ConnectionTask {
+    fn new(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant, open: OpenConnection) -> Self {
+        Self { phase: Phase::Setup(Box::pin(set_up(router, stream, peer, accepted))), _open: open }
+    }
+}
+
+impl Future for ConnectionTask {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Setup(setup) => match ready!(setup.as_mut().poll(cx)) {
+                    Some(tail) => this.phase = Phase::Relay(tail),
+                    None => this.phase = Phase::Done,
+                },
+                Phase::Relay(tail) => {
+                    let entered = tail.span.enter();
+                    let report = ready!(Pin::new(&mut tail.run).poll(cx));
+                    tail.summary.finish(report);
+                    tail.summary.log(tail.local, tail.accepted.elapsed());
+                    drop(entered);
+                    this.phase = Phase::Done;
+                }
+                Phase::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+/// Detection and hand-over; logs the summary unless a relay remains to run.
+async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant) -> Option<Tail> {
     let peer = canonical_addr(peer);
     let local = match stream.local_addr() {
         Ok(local) => canonical_addr(local),
         Err(e) => {
             tracing::debug!(%peer, error = %e, "connection gone before it was served");
-            return;
+            return None;
         }
     };
     let span = tracing::info_span!("conn", %peer, port = local.port());
     let set = router.for_port(local.port());
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
-    let summary = dispatch(Conn::new(stream, info), set).instrument(span.clone()).await;
-    span.in_scope(|| summary.log(local, accepted.elapsed()));
+    let mut summary = Summary::default();
+    let relay = dispatch(Conn::new(stream, info), set, &mut summary).instrument(span.clone()).await;
+    match relay {
+        Some(job) => Some(Tail { span, summary, local, accepted, run: job.run() }),
+        None => {
+            span.in_scope(|| summary.log(local, accepted.elapsed()));
+            None
+        }
+    }
 }
 
 /// Detects, hands over, and detects again on the transports handlers return,
-/// until a handler is done with the connection.
-async fn dispatch(mut conn: Conn, set: &ProtocolSet) -> Summary {
-    let mut summary = Summary::default();
+/// until a handler is done with the connection or hands back a relay.
+async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> Option<RelayJob> {
     loop {
         let protocol = match detect(&mut conn, set).await {
             Ok(Detected::Matched(i)) => &set.protocols()[i],
@@ -185,22 +245,32 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet) -> Summary {
                 summary.unmatched = Some(reason);
                 match set.fallback() {
                     Some(fallback) => fallback,
-                    None => return summary.closed_unmatched(conn.buffered().len()),
+                    None => {
+                        summary.closed_unmatched(conn.buffered().len());
+                        return None;
+                    }
                 }
             }
-            Err(e) => return summary.client_error(e),
+            Err(e) => {
+                summary.finish_failed(HandlerError::Client(e));
+                return None;
+            }
         };
         summary.push(protocol.name());
         match protocol.handler().handle(conn).await {
-            Ok(Handled::Done(report)) => return summary.done(report),
+            Ok(Handled::Done(report)) => summary.finish(report),
+            Ok(Handled::Relay(relay)) => return Some(relay),
             Ok(Handled::Redetect(next)) if next.info().depth > set.limits().max_depth => {
-                return summary.too_deep(set.limits().max_depth);
+                let depth = set.limits().max_depth;
+                summary.finish_failed(HandlerError::Other(format!("more than {depth} nested transports")));
             }
             Ok(Handled::Redetect(next)) => {
                 summary.unmatched = None;
                 conn = next;
+                continue;
             }
-            Err(e) => return summary.failed(e),
+            Err(e) => summary.finish_failed(e),
         }
+        return None;
     }
 }

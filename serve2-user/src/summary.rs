@@ -26,30 +26,25 @@ impl Summary {
         self.chain.push_str(protocol);
     }
 
-    pub fn done(mut self, report: Report) -> Self {
+    /// Records how the connection ended.
+    pub fn finish(&mut self, report: Report) {
         self.report = report;
-        self
     }
 
-    pub fn failed(self, error: HandlerError) -> Self {
+    /// Records a handler's failure.
+    pub fn finish_failed(&mut self, error: HandlerError) {
         let target = match &error {
-            HandlerError::Backend { target, .. } | HandlerError::BackendTimeout { target, .. } => Some(target.clone()),
+            HandlerError::Backend { target, .. } | HandlerError::BackendTimeout { target, .. } => {
+                Some(target.as_str().into())
+            }
             _ => None,
         };
-        self.done(Report { target, end: End::Failed(error), ..Report::default() })
+        self.finish(Report { target, end: End::Failed(error), ..Report::default() });
     }
 
-    pub fn client_error(self, error: std::io::Error) -> Self {
-        self.failed(HandlerError::Client(error))
-    }
-
-    pub fn closed_unmatched(mut self, buffered: usize) -> Self {
+    /// Records that no protocol matched and the connection was closed.
+    pub fn closed_unmatched(&mut self, buffered: usize) {
         self.unmatched_bytes = buffered;
-        self
-    }
-
-    pub fn too_deep(self, max_depth: u8) -> Self {
-        self.failed(HandlerError::Other(format!("more than {max_depth} nested transports")))
     }
 
     /// Logs the summary at info level, or warn when something failed.

@@ -52,7 +52,7 @@ async fn start_sshd() -> Sshd {
     std::fs::create_dir_all("/run/sshd").unwrap();
     let config = format!(
         "ListenAddress 127.0.0.1:22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin yes\nStrictModes no\n\
-         UsePAM no\nPidFile none\nPasswordAuthentication no\nLogLevel ERROR\n",
+         UsePAM no\nPidFile none\nPasswordAuthentication no\nLogLevel QUIET\n",
         path("host_key").display(),
         path("authorized_keys").display()
     );

@@ -170,3 +170,28 @@ fn magic_arrays_route_each_candidate() {
         daemon.stop().await;
     });
 }
+
+#[test]
+fn bytes_in_flight_are_delivered_before_the_close_in_both_directions() {
+    in_netns(|| async {
+        let (backend, addr) = backend().await;
+        let daemon = Daemon::start(&ssh_proxy_config(&addr)).await;
+        let (mut client, mut server) = proxied_pair(&daemon, &backend).await;
+        let big: Vec<u8> = (0..8_000_000u32).map(|i| (i % 253) as u8).collect();
+        // Each side writes a burst and closes at once, without waiting for
+        // the other to read: nothing may be lost on the way.
+        let expected = big.clone();
+        let writer = tokio::spawn(async move {
+            server.write_all(&expected).await.unwrap();
+            server.shutdown().await.unwrap();
+            server
+        });
+        assert_eq!(read_to_end(&mut client).await.unwrap().len(), big.len());
+        let mut server = writer.await.unwrap();
+        client.write_all(&big).await.unwrap();
+        drop(client);
+        let received = read_to_end(&mut server).await.unwrap();
+        assert!(received == big, "client's last {} bytes lost", big.len().saturating_sub(received.len()));
+        daemon.stop().await;
+    });
+}

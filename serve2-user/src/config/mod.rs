@@ -20,6 +20,7 @@ pub use protocols::KINDS;
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
+use crate::relay::RelayMode;
 use raw::{RawConfig, RawProtocol};
 
 /// Where log lines go.
@@ -55,6 +56,8 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// The control socket for `serve2d status`, if any.
     pub control: Option<PathBuf>,
+    /// How raw TCP connections are relayed.
+    pub relay: RelayMode,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -158,7 +161,16 @@ impl<'s> Checker<'s> {
         let detect_timeout = self.seconds(&root.key("detectTimeout"), raw.detect_timeout, DEFAULT_DETECT_TIMEOUT);
         let connect_timeout = self.seconds(&root.key("connectTimeout"), raw.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         let limits = DetectLimits { max_read, timeout: detect_timeout, ..DetectLimits::default() };
-        let shared = protocols::Shared { connect_timeout };
+        let relay = match raw.relay.as_deref() {
+            None | Some("splice") => RelayMode::Splice,
+            Some("copy") => RelayMode::Copy,
+            Some("sockmap") => RelayMode::Sockmap,
+            Some(other) => {
+                self.problem(root.key("relay"), format!("unknown relay `{other}`; expected splice, copy or sockmap"));
+                RelayMode::Splice
+            }
+        };
+        let shared = protocols::Shared { connect_timeout, relay };
         let steer = raw.steer.as_ref().map(|raw| self.steer(raw));
         let policies = self.policies(&raw, steer.as_ref(), limits, shared);
         // With steering and no plain listener, top-level protocols are only
@@ -188,6 +200,7 @@ impl<'s> Checker<'s> {
             steer,
             policies,
             control,
+            relay,
         })
     }
 

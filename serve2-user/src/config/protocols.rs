@@ -18,6 +18,7 @@ use crate::handler::{
     TlsTerminator, client_config, load_certificates, load_private_key, server_config,
 };
 use crate::protocol::{Handler, Protocol};
+use crate::relay::RelayMode;
 
 /// The kinds serve2d knows.
 pub const KINDS: [&str; 6] = ["proxy", "tls", "tlsmatcher", "http", "echo", "discard"];
@@ -26,6 +27,7 @@ pub const KINDS: [&str; 6] = ["proxy", "tls", "tlsmatcher", "http", "echo", "dis
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shared {
     pub connect_timeout: Duration,
+    pub relay: RelayMode,
 }
 
 impl Checker<'_> {
@@ -76,7 +78,7 @@ impl Checker<'_> {
                         return None;
                     }
                 };
-                (detector, Arc::new(ProxyHandler::new(target, shared.connect_timeout)))
+                (detector, Arc::new(ProxyHandler::new(target, shared.connect_timeout).with_relay(shared.relay)))
             }
             "tls" => {
                 let conf: TlsConf = self.conf(&at, raw.conf)?;
@@ -85,7 +87,7 @@ impl Checker<'_> {
             "tlsmatcher" => {
                 let conf: TlsMatcherConf = self.conf(&at, raw.conf)?;
                 let target = self.target(&at.key("conf").key("target"), &conf.target)?;
-                let mut handler = ProxyHandler::new(target, shared.connect_timeout);
+                let mut handler = ProxyHandler::new(target, shared.connect_timeout).with_relay(shared.relay);
                 if conf.dial_tls {
                     handler = handler.with_tls(self.backend_tls(&at, &conf)?);
                 }

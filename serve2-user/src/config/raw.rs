@@ -31,6 +31,9 @@ pub struct RawConfig<'a> {
     pub policies: Vec<super::steer::RawPolicy<'a>>,
     /// The control socket `serve2d status` talks to (serve2 addition).
     pub control: Option<String>,
+    /// How raw TCP connections are relayed: "splice", "copy" or
+    /// "sockmap" (serve2 addition).
+    pub relay: Option<String>,
 }
 
 /// One entry of `protocols`.

@@ -9,22 +9,29 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::conn::{Conn, ConnInfo, Stream};
-use crate::protocol::{End, Handled, Handler, HandlerError, HandlerFuture, Report};
-use crate::relay::{RelayEnd, relay};
+use crate::protocol::{Handled, Handler, HandlerError, HandlerFuture, RelayJob};
+use crate::relay::RelayMode;
 
 /// Forwards connections to a backend address, replaying what detection read.
 #[derive(Debug, Clone)]
 pub struct ProxyHandler {
-    target: String,
+    target: Arc<str>,
     connect_timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
+    relay: RelayMode,
 }
 
 impl ProxyHandler {
     /// Forwards to `target` (`host:port`, resolved at each connection),
     /// giving up on backends that do not answer within `connect_timeout`.
     pub fn new(target: impl Into<String>, connect_timeout: Duration) -> Self {
-        Self { target: target.into(), connect_timeout, tls: None }
+        Self { target: Arc::from(target.into()), connect_timeout, tls: None, relay: RelayMode::default() }
+    }
+
+    /// Relays raw TCP connections with `mode` (default: splice).
+    pub fn with_relay(mut self, mode: RelayMode) -> Self {
+        self.relay = mode;
+        self
     }
 
     /// Speaks TLS to the backend with `config`, passing on the client's SNI
@@ -40,10 +47,13 @@ impl ProxyHandler {
     }
 
     async fn connect(&self) -> Result<TcpStream, HandlerError> {
-        let backend_error = |source| HandlerError::Backend { target: self.target.clone(), source };
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.target.as_str()))
+        let backend_error = |source| HandlerError::Backend { target: self.target.to_string(), source };
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.target))
             .await
-            .map_err(|_| HandlerError::BackendTimeout { target: self.target.clone(), timeout: self.connect_timeout })?
+            .map_err(|_| HandlerError::BackendTimeout {
+                target: self.target.to_string(),
+                timeout: self.connect_timeout,
+            })?
             .map_err(backend_error)?;
         stream.set_nodelay(true).map_err(backend_error)?;
         Ok(stream)
@@ -55,7 +65,7 @@ impl ProxyHandler {
         info: &ConnInfo,
         tcp: TcpStream,
     ) -> Result<Stream, HandlerError> {
-        let backend_error = |source| HandlerError::Backend { target: self.target.clone(), source };
+        let backend_error = |source| HandlerError::Backend { target: self.target.to_string(), source };
         let session = info.tls.as_ref();
         let mut config = config.clone();
         config.alpn_protocols = session.and_then(|s| s.alpn.clone()).into_iter().collect();
@@ -67,7 +77,10 @@ impl ProxyHandler {
         let connect = TlsConnector::from(Arc::new(config)).connect(name, tcp);
         let tls = tokio::time::timeout(self.connect_timeout, connect)
             .await
-            .map_err(|_| HandlerError::BackendTimeout { target: self.target.clone(), timeout: self.connect_timeout })?
+            .map_err(|_| HandlerError::BackendTimeout {
+                target: self.target.to_string(),
+                timeout: self.connect_timeout,
+            })?
             .map_err(backend_error)?;
         Ok(Stream::boxed(tls))
     }
@@ -87,30 +100,27 @@ impl Handler for ProxyHandler {
                 // Forward small writes at once; the relay does no batching.
                 let _ = tcp.set_nodelay(true);
             }
-            let tcp = self.connect().await?;
+            // Connecting and TLS handshakes are boxed: their state is large
+            // and short-lived, while the relay below may idle for hours.
+            let tcp = Box::pin(self.connect()).await?;
             let mut backend = match &self.tls {
-                Some(config) => self.originate_tls(config, &info, tcp).await?,
+                Some(config) => Box::pin(self.originate_tls(config, &info, tcp)).await?,
                 None => Stream::Tcp(tcp),
             };
+            drop(info);
             let replayed = replay.len() as u64;
             if !replay.is_empty() {
                 let written = backend.write_all(&replay).await;
                 if let Err(source) = written {
-                    return Err(HandlerError::Backend { target: self.target.clone(), source });
+                    return Err(HandlerError::Backend { target: self.target.to_string(), source });
                 }
             }
-            drop(replay);
-            let relayed = relay(client, backend).await;
-            let end = match relayed.end {
-                RelayEnd::Closed => End::Closed,
-                RelayEnd::ClientReset(_) => End::ClientReset,
-                RelayEnd::BackendReset(_) => End::BackendReset,
-            };
-            Ok(Handled::Done(Report {
+            Ok(Handled::Relay(RelayJob {
+                client,
+                backend,
+                mode: self.relay,
                 target: Some(self.target.clone()),
-                from_client: replayed + relayed.client_to_backend,
-                to_client: relayed.backend_to_client,
-                end,
+                already_sent: replayed,
             }))
         })
     }

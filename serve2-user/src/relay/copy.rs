@@ -1,134 +1,118 @@
-//! The copying relay: both directions polled from one future, each through
-//! its own buffer.
+//! Copying through userspace, for streams splice cannot reach (TLS).
+//!
+//! Reads land in a buffer on the stack and are written straight on; only
+//! bytes the destination cannot take yet are kept on the heap. An idle
+//! direction therefore holds no buffer at all.
 
-use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{RelayEnd, RelayReport, Side};
-use crate::conn::Stream;
+use super::{Failure, Pump, Side};
 
-const BUFFER_SIZE: usize = 16 * 1024;
+const CHUNK: usize = 16 * 1024;
 
-/// One direction of the relay: reads from one stream, writes to the other.
-struct Direction {
-    /// Allocated on first use, so a direction that never carries data costs
-    /// nothing.
-    buf: Vec<u8>,
-    pos: usize,
-    filled: usize,
+/// One direction of a copying relay.
+#[derive(Debug, Default)]
+pub(super) struct CopyPump {
+    /// Bytes read but not yet written (only under backpressure).
+    pending: Vec<u8>,
+    written: usize,
     read_closed: bool,
     unflushed: bool,
-    done: bool,
     bytes: u64,
 }
 
-/// A failed direction: which side broke, and how.
-struct Failure {
-    side: Side,
-    error: io::Error,
-}
-
-impl Direction {
-    fn new() -> Self {
-        Self { buf: Vec::new(), pos: 0, filled: 0, read_closed: false, unflushed: false, done: false, bytes: 0 }
-    }
-
-    /// Moves bytes from `from` (the `from_side`) to `to` until `from` is at
-    /// end-of-stream and `to`'s write half is shut down.
-    fn poll_copy(
+impl CopyPump {
+    /// Writes as much of `pending` as `to` takes now.
+    fn poll_write_pending<W: AsyncWrite + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
-        from: &mut Stream,
-        from_side: Side,
-        to: &mut Stream,
+        to: &mut W,
+        to_side: Side,
     ) -> Poll<Result<(), Failure>> {
-        let to_side = match from_side {
-            Side::Client => Side::Backend,
-            Side::Backend => Side::Client,
-        };
-        let fail = |side, error| Poll::Ready(Err(Failure { side, error }));
-        loop {
-            if self.pos == self.filled && !self.read_closed {
-                if self.buf.is_empty() {
-                    self.buf = vec![0; BUFFER_SIZE];
+        while self.written < self.pending.len() {
+            match ready!(Pin::new(&mut *to).poll_write(cx, &self.pending[self.written..])) {
+                Ok(0) => return Failure::ready(to_side, io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    self.bytes += n as u64;
+                    self.unflushed = true;
                 }
-                let mut read_buf = ReadBuf::new(&mut self.buf);
-                match Pin::new(&mut *from).poll_read(cx, &mut read_buf) {
-                    Poll::Ready(Ok(())) => {
-                        let n = read_buf.filled().len();
-                        self.pos = 0;
-                        self.filled = n;
-                        self.read_closed = n == 0;
-                    }
-                    Poll::Ready(Err(error)) => return fail(from_side, error),
-                    Poll::Pending => {
-                        // Nothing to read now: push out what a buffering
-                        // writer (TLS) may still hold.
-                        if self.unflushed {
-                            if let Err(error) = ready!(Pin::new(&mut *to).poll_flush(cx)) {
-                                return fail(to_side, error);
-                            }
-                            self.unflushed = false;
+                Err(error) => return Failure::ready(to_side, error),
+            }
+        }
+        self.pending.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
+    fn poll_pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut S,
+        from_side: Side,
+        to: &mut S,
+    ) -> Poll<Result<(), Failure>> {
+        let to_side = from_side.other();
+        loop {
+            ready!(self.poll_write_pending(cx, to, to_side))?;
+            if self.read_closed {
+                // Half-close: pass the FIN on; the other direction goes on.
+                if let Err(error) = ready!(Pin::new(&mut *to).poll_shutdown(cx)) {
+                    return Failure::ready(to_side, error);
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [MaybeUninit::<u8>::uninit(); CHUNK];
+            let mut read = ReadBuf::uninit(&mut chunk);
+            match Pin::new(&mut *from).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Failure::ready(from_side, error),
+                Poll::Pending => {
+                    // Idle: push out what a buffering writer (TLS) holds, and
+                    // keep no memory while waiting.
+                    if self.unflushed {
+                        if let Err(error) = ready!(Pin::new(&mut *to).poll_flush(cx)) {
+                            return Failure::ready(to_side, error);
                         }
+                        self.unflushed = false;
+                    }
+                    self.pending = Vec::new();
+                    return Poll::Pending;
+                }
+            }
+            let data = read.filled();
+            if data.is_empty() {
+                self.read_closed = true;
+                continue;
+            }
+            let mut offset = 0;
+            while offset < data.len() {
+                match Pin::new(&mut *to).poll_write(cx, &data[offset..]) {
+                    Poll::Ready(Ok(0)) => return Failure::ready(to_side, io::ErrorKind::WriteZero.into()),
+                    Poll::Ready(Ok(n)) => {
+                        offset += n;
+                        self.bytes += n as u64;
+                        self.unflushed = true;
+                    }
+                    Poll::Ready(Err(error)) => return Failure::ready(to_side, error),
+                    Poll::Pending => {
+                        // Backpressure: keep the rest until `to` is writable.
+                        self.pending.extend_from_slice(&data[offset..]);
                         return Poll::Pending;
                     }
                 }
             }
-            while self.pos < self.filled {
-                match ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.pos..self.filled])) {
-                    Ok(0) => return fail(to_side, io::ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        self.pos += n;
-                        self.bytes += n as u64;
-                        self.unflushed = true;
-                    }
-                    Err(error) => return fail(to_side, error),
-                }
-            }
-            if self.read_closed {
-                // Half-close: pass the FIN on; the other direction goes on.
-                if let Err(error) = ready!(Pin::new(&mut *to).poll_shutdown(cx)) {
-                    return fail(to_side, error);
-                }
-                self.buf = Vec::new();
-                return Poll::Ready(Ok(()));
-            }
         }
     }
-}
 
-/// Copies in both directions until both are closed or one side fails.
-/// Returns the streams so the caller decides how to close them.
-pub(super) async fn relay(mut client: Stream, mut backend: Stream) -> (Stream, Stream, RelayReport) {
-    let mut up = Direction::new();
-    let mut down = Direction::new();
-    let result = poll_fn(|cx| {
-        if !up.done {
-            match up.poll_copy(cx, &mut client, Side::Client, &mut backend) {
-                Poll::Ready(Ok(())) => up.done = true,
-                Poll::Ready(Err(failure)) => return Poll::Ready(Err(failure)),
-                Poll::Pending => {}
-            }
-        }
-        if !down.done {
-            match down.poll_copy(cx, &mut backend, Side::Backend, &mut client) {
-                Poll::Ready(Ok(())) => down.done = true,
-                Poll::Ready(Err(failure)) => return Poll::Ready(Err(failure)),
-                Poll::Pending => {}
-            }
-        }
-        if up.done && down.done { Poll::Ready(Ok(())) } else { Poll::Pending }
-    })
-    .await;
-    let end = match result {
-        Ok(()) => RelayEnd::Closed,
-        Err(Failure { side: Side::Client, error }) => RelayEnd::ClientReset(error),
-        Err(Failure { side: Side::Backend, error }) => RelayEnd::BackendReset(error),
-    };
-    let report = RelayReport { client_to_backend: up.bytes, backend_to_client: down.bytes, end };
-    (client, backend, report)
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
 }

@@ -1,9 +1,12 @@
 //! Moving bytes between a client and a backend until both sides are done.
 //!
-//! One entry point, [`relay`], so the strategy behind it (copying through
-//! userspace buffers today; splice or an in-kernel redirect for raw TCP
-//! later) can change without touching handlers. Whatever the strategy, the
-//! contract is the same:
+//! One entry point, [`relay`], whatever the strategy behind it:
+//! - TCP to TCP: splice(2) through pooled pipes (`splice.rs`), zero-copy,
+//!   with no pipe held while a direction is idle;
+//! - anything else (TLS on either side): copying through a stack buffer
+//!   (`copy.rs`), with heap memory only under backpressure.
+//!
+//! The contract is the same for both:
 //! - both directions flow independently; one side's FIN becomes a `shutdown`
 //!   of the other side's write half while the other direction keeps flowing;
 //! - a reset (or a failed write) on one side is passed on to the other side
@@ -11,10 +14,19 @@
 //! - both streams are closed when `relay` returns.
 
 mod copy;
+mod drive;
+#[cfg(feature = "steer")]
+pub mod kernel;
+mod pipe;
+mod splice;
 
 use std::io;
+use std::task::{Context, Poll};
+
+use std::pin::Pin;
 
 use crate::conn::Stream;
+use drive::Drive;
 
 /// What happened on a relayed connection.
 #[derive(Debug)]
@@ -45,14 +57,108 @@ pub(crate) enum Side {
     Backend,
 }
 
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Backend,
+            Side::Backend => Side::Client,
+        }
+    }
+}
+
+/// A failed direction: which side broke, and how.
+#[derive(Debug)]
+struct Failure {
+    side: Side,
+    error: io::Error,
+}
+
+impl Failure {
+    fn ready<T>(side: Side, error: io::Error) -> Poll<Result<T, Failure>> {
+        Poll::Ready(Err(Failure { side, error }))
+    }
+}
+
+/// One direction's mover: from one stream to the other until `from` ends
+/// (then `to`'s write half is shut down).
+trait Pump<S> {
+    fn poll_pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut S,
+        from_side: Side,
+        to: &mut S,
+    ) -> Poll<Result<(), Failure>>;
+    /// Bytes written to the destination so far.
+    fn bytes(&self) -> u64;
+}
+
+/// How TCP-to-TCP connections are relayed (the `relay` setting).
+/// Connections with TLS on either side are always copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RelayMode {
+    /// splice(2) through pooled pipes (the default).
+    #[default]
+    Splice,
+    /// Copying through userspace buffers.
+    Copy,
+    /// The experimental in-kernel relay (SOCKHASH + stream verdict);
+    /// splices when the program is not loaded.
+    Sockmap,
+}
+
+/// Relays between `client` and `backend` with the default mode.
+pub fn relay(client: Stream, backend: Stream) -> Relaying {
+    relay_with(RelayMode::default(), client, backend)
+}
+
 /// Relays between `client` and `backend` until both directions are closed or
 /// one side fails, then closes both (resetting the survivor on failure).
-pub async fn relay(client: Stream, backend: Stream) -> RelayReport {
-    let (client, backend, report) = copy::relay(client, backend).await;
-    match report.end {
-        RelayEnd::Closed => {}
-        RelayEnd::ClientReset(_) => backend.set_reset_on_close(),
-        RelayEnd::BackendReset(_) => client.set_reset_on_close(),
+pub fn relay_with(mode: RelayMode, client: Stream, backend: Stream) -> Relaying {
+    let strategy = match (mode, client, backend) {
+        #[cfg(feature = "steer")]
+        (RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => Strategy::Boxed(Box::pin(async move {
+            match kernel::relay(client, backend).await {
+                Ok((client, backend, report)) => drive::finish(client, backend, report),
+                Err((client, backend)) => {
+                    Drive::<_, splice::SplicePump, _>::new(client, backend, pipe::PoolUser::new()).await
+                }
+            }
+        })),
+        #[cfg_attr(feature = "steer", allow(unreachable_patterns))]
+        (RelayMode::Splice | RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => {
+            Strategy::Splice(Drive::new(client, backend, pipe::PoolUser::new()))
+        }
+        (_, client, backend) => Strategy::Copy(Drive::new(client, backend, ())),
+    };
+    Relaying(strategy)
+}
+
+/// A relay in progress: a future of the [`RelayReport`]. It is no bigger
+/// than the relay's state (a few hundred bytes), which an idle connection
+/// holds for its whole life.
+pub struct Relaying(Strategy);
+
+impl std::fmt::Debug for Relaying {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Relaying")
     }
-    report
+}
+
+enum Strategy {
+    Splice(Drive<tokio::net::TcpStream, splice::SplicePump, pipe::PoolUser>),
+    Copy(Drive<Stream, copy::CopyPump, ()>),
+    #[cfg_attr(not(feature = "steer"), allow(dead_code))]
+    Boxed(Pin<Box<dyn Future<Output = RelayReport> + Send>>),
+}
+
+impl Future for Relaying {
+    type Output = RelayReport;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayReport> {
+        match &mut self.get_mut().0 {
+            Strategy::Splice(drive) => Pin::new(drive).poll(cx),
+            Strategy::Copy(drive) => Pin::new(drive).poll(cx),
+            Strategy::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
 }

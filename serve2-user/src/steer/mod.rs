@@ -31,7 +31,7 @@ pub use plan::{SteerPlan, listening_ports};
 use crate::config::Policy;
 
 /// The object built from `serve2-ebpf` by `build.rs`.
-static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
+pub(crate) static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
 
 /// Why steering could not start.
 #[derive(Debug, thiserror::Error)]

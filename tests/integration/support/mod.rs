@@ -69,8 +69,14 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts serving the configuration text (its `address` is ignored).
+    /// `SERVE2_TEST_RELAY=splice|copy|sockmap` overrides the relay mode of
+    /// configurations that do not set one, to run a suite against a mode.
     pub async fn start(config: &str) -> Daemon {
-        let config = Config::parse(Path::new("test.json"), config).unwrap_or_else(|e| panic!("{e}"));
+        let config = with_test_relay(config);
+        let config = Config::parse(Path::new("test.json"), &config).unwrap_or_else(|e| panic!("{e}"));
+        if config.relay == serve2::relay::RelayMode::Sockmap {
+            serve2::relay::kernel::init().expect("load the in-kernel relay");
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -97,6 +103,15 @@ impl Daemon {
         }
         tokio::time::timeout(WAIT, &mut self.task).await.expect("server stops").expect("server task");
     }
+}
+
+fn with_test_relay(config: &str) -> String {
+    let Ok(mode) = std::env::var("SERVE2_TEST_RELAY") else { return config.to_owned() };
+    let mut value: serde_json::Value = serde_json::from_str(config).expect("test config is JSON");
+    if let Some(object) = value.as_object_mut() {
+        object.entry("relay").or_insert(serde_json::Value::String(mode));
+    }
+    value.to_string()
 }
 
 /// A listener on a fresh loopback port and its `host:port`.
