@@ -29,6 +29,9 @@ pub fn bind(address: &ListenAddress) -> io::Result<TcpListener> {
 fn bind_addr(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // Accepted sockets inherit it: relayed bytes go out at once, with no
+    // per-connection setsockopt.
+    socket.set_tcp_nodelay(true)?;
     if dual_stack && addr.is_ipv6() {
         socket.set_only_v6(false)?;
     }

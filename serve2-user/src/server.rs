@@ -90,6 +90,10 @@ impl Server {
     ///
     /// Accept errors never end the loop: running out of file descriptors or
     /// memory backs off and retries, per-connection errors are skipped.
+    ///
+    /// Bind listeners with [`crate::listener::bind`] (or set `TCP_NODELAY`
+    /// on yours): accepted sockets inherit it, and relayed bytes should not
+    /// wait for Nagle's algorithm.
     pub async fn serve(&self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();

@@ -95,11 +95,8 @@ fn host_of(target: &str) -> &str {
 impl Handler for ProxyHandler {
     fn handle(&self, conn: Conn) -> HandlerFuture<'_> {
         Box::pin(async move {
+            // The client socket has TCP_NODELAY from serve2's listener.
             let (client, replay, info) = conn.into_parts();
-            if let Stream::Tcp(tcp) = &client {
-                // Forward small writes at once; the relay does no batching.
-                let _ = tcp.set_nodelay(true);
-            }
             // Connecting and TLS handshakes are boxed: their state is large
             // and short-lived, while the relay below may idle for hours.
             let tcp = Box::pin(self.connect()).await?;
