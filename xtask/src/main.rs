@@ -3,6 +3,7 @@
 //! `run` and `test` do the setup themselves (it is idempotent), so on a
 //! fresh machine the two commands in the README are all it takes.
 
+mod bench;
 mod cmd;
 mod setup;
 
@@ -41,6 +42,9 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
+    /// Benchmark serve2d against direct connections, HAProxy and sslh
+    /// (writes target/bench/ and docs/PERFORMANCE.md).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             }
             run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))
         }
+        Task::Bench(args) => bench::run(&args),
     }
 }
 

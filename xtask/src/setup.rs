@@ -14,6 +14,9 @@ use crate::cmd::{is_root, output, run};
 pub const TEST_PACKAGES: &[&str] =
     &["openssh-server", "openssh-client", "openssl", "curl", "iproute2", "util-linux", "procps"];
 
+/// Debian packages `cargo xtask bench` measures against or drives.
+pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk"];
+
 pub fn toolchain() -> anyhow::Result<()> {
     nightly_rust_src()?;
     bpf_linker()
