@@ -14,7 +14,7 @@ use serve2::protocol::{
     DetectLimits, End, Handled, Handler, HandlerError, HandlerFuture, Protocol, ProtocolSet, Report,
 };
 use serve2::{Router, Server};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// Detects `HELLO <name>\n`: a pure function of the bytes buffered so far.
 #[derive(Debug)]
@@ -62,10 +62,13 @@ impl Handler for GreetingHandler {
 struct StripHeader;
 
 impl Handler for StripHeader {
-    fn handle(&self, conn: Conn) -> HandlerFuture<'_> {
+    fn handle(&self, mut conn: Conn) -> HandlerFuture<'_> {
         Box::pin(async move {
-            let (stream, mut buffered, mut info) = conn.into_parts();
-            buffered.drain(..b"SECRET\n".len().min(buffered.len()));
+            // Read the header through the Conn: it yields the detected bytes
+            // first, wherever detection left them.
+            let mut header = [0u8; 7];
+            conn.read_exact(&mut header).await.map_err(HandlerError::Client)?;
+            let (stream, buffered, mut info) = conn.into_parts();
             info.depth += 1;
             Ok(Handled::Redetect(Conn::with_buffered(stream, buffered, info)))
         })

@@ -175,6 +175,9 @@ pub struct Conn {
     stream: Stream,
     buffered: Vec<u8>,
     replayed: usize,
+    /// `buffered` is a copy of bytes still queued in the socket (detection
+    /// peeked at them); only the detection engine sees this state.
+    peeked: bool,
     info: ConnInfo,
     bytes_read: u64,
     bytes_written: u64,
@@ -189,7 +192,7 @@ impl Conn {
     /// A connection whose first bytes were already read from `stream`; they
     /// are detected on and replayed before anything else.
     pub fn with_buffered(stream: impl Into<Stream>, buffered: Vec<u8>, info: ConnInfo) -> Self {
-        Self { stream: stream.into(), buffered, replayed: 0, info, bytes_read: 0, bytes_written: 0 }
+        Self { stream: stream.into(), buffered, replayed: 0, peeked: false, info, bytes_read: 0, bytes_written: 0 }
     }
 
     /// Facts about the connection.
@@ -197,7 +200,11 @@ impl Conn {
         &self.info
     }
 
-    /// The bytes read during detection that no one has consumed yet.
+    /// The bytes read from the stream during detection that no one has
+    /// consumed yet. Detection may also leave bytes in the socket (it peeks
+    /// when it can), so handlers read the `Conn` itself to see the stream
+    /// from its first byte; this is what a handler taking the stream apart
+    /// must deliver first.
     pub fn buffered(&self) -> &[u8] {
         &self.buffered[self.replayed..]
     }
@@ -220,8 +227,13 @@ impl Conn {
         (self.stream, self.buffered, self.info)
     }
 
-    /// Reads more bytes into the detection buffer: at most `max`, at least
-    /// one unless the peer closed (then `Ok(0)`).
+    /// Gets more bytes for detection: at most `max` more, at least one
+    /// unless the peer closed (then `Ok(0)`).
+    ///
+    /// On a raw TCP socket with nothing consumed yet, the first call only
+    /// peeks: if that settles detection, the bytes stay in the kernel and the
+    /// handler gets the socket untouched (a proxy then splices them with the
+    /// rest, no replay). Otherwise the peeked bytes are consumed first.
     pub(crate) async fn buffer_more(&mut self, max: usize) -> io::Result<usize> {
         use bytes::BufMut;
         use tokio::io::AsyncReadExt;
@@ -229,10 +241,39 @@ impl Conn {
             self.buffered.drain(..self.replayed);
             self.replayed = 0;
         }
+        if let Stream::Tcp(tcp) = &mut self.stream {
+            if self.buffered.is_empty() && !self.peeked {
+                // A local buffer: a peek cancelled by the deadline leaves
+                // `buffered` untouched.
+                let mut peek = vec![0u8; max];
+                let n = tcp.peek(&mut peek).await?;
+                peek.truncate(n);
+                self.buffered = peek;
+                self.peeked = n > 0;
+                return Ok(n);
+            }
+            if self.peeked {
+                // Peeked bytes are queued: reading them back cannot block.
+                let mut copy = vec![0u8; self.buffered.len()];
+                tcp.read_exact(&mut copy).await?;
+                self.peeked = false;
+            }
+        }
         self.buffered.reserve_exact(max);
         // `read_buf` only extends the buffer once bytes arrived, so a read
         // cancelled by the detection deadline leaves it as it was.
         self.stream.read_buf(&mut (&mut self.buffered).limit(max)).await
+    }
+
+    /// Ends detection: peeked bytes are left to the socket's next reader.
+    /// Returns how many bytes detection saw.
+    pub(crate) fn end_detection(&mut self) -> usize {
+        let seen = self.buffered().len();
+        if self.peeked {
+            self.buffered = Vec::new();
+            self.peeked = false;
+        }
+        seen
     }
 }
 

@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-
 use crate::config::{Config, DEFAULT_CONTROL};
 use crate::control::{Connections, PolicyStatus, Status, StatusSource, SteeringStatus};
 use crate::protocol::ProtocolSet;
@@ -53,31 +51,45 @@ pub enum RunError {
 /// the kernel's normal lookup), then accepting stops and open connections get
 /// their grace period.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
-    let mut listeners = Vec::new();
+    let workers = config.workers;
+    // One SO_REUSEPORT group per listening address, one socket per worker.
+    let mut groups: Vec<Vec<std::net::TcpListener>> = Vec::new();
     let mut described = Vec::new();
     if let Some(address) = config.listen {
         let bind_error = |source| RunError::Bind { address: address.to_string(), source };
-        let listener = listener::bind(&address).map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?;
+        let group = listener::bind_group(&address, workers).map_err(bind_error)?;
+        let local = group[0].local_addr().map_err(bind_error)?;
         tracing::info!(%local, config = %config.file.display(), "listening");
         described.push(local.to_string());
-        listeners.push(listener);
+        groups.push(group);
     }
     start_kernel_relay(&config)?;
     let steering = match &config.steer {
-        Some(steer) => Some(start_steering(&config, steer, &mut listeners, &mut described)?),
+        Some(steer) => Some(start_steering(&config, steer, &mut groups, &mut described)?),
         None => None,
     };
     let server = Server::new(config.router()?);
     let source = status_source(&config, described.clone(), server.stats(), steering.as_ref());
     let control = start_control(&config, source).await?;
     let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
-    tracing::info!(listeners = %described.join(", "), control = control_path.as_deref().unwrap_or("-"), "serving");
+    tracing::info!(
+        listeners = %described.join(", "),
+        workers,
+        control = control_path.as_deref().unwrap_or("-"),
+        "serving"
+    );
     let shutdown = async move {
         shutdown.await;
         drop(steering);
     };
-    server.serve(listeners, shutdown).await;
+    // Worker i gets socket i of every group.
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for group in groups {
+        for (worker, socket) in group.into_iter().enumerate() {
+            per_worker[worker % workers].push(socket);
+        }
+    }
+    server.serve_per_core(per_worker, shutdown).await;
     if let Some(control) = control {
         control.abort();
     }
@@ -111,21 +123,23 @@ struct Steering;
 fn start_steering(
     config: &Config,
     steer: &crate::config::SteerConfig,
-    listeners: &mut Vec<TcpListener>,
+    groups: &mut Vec<Vec<std::net::TcpListener>>,
     described: &mut Vec<String>,
 ) -> Result<Steering, RunError> {
     use crate::steer::{SteerPlan, Steering, listening_ports};
     let started = std::time::Instant::now();
     let address = crate::config::ListenAddress::AllInterfaces(0);
     let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
-    let listener = listener::bind(&address).map_err(bind_error)?;
-    listeners.push(listener);
-    let own: crate::ports::PortSet = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
+    let group = listener::bind_group(&address, config.workers).map_err(bind_error)?;
+    let local = group[0].local_addr().map_err(bind_error)?;
+    let own: crate::ports::PortSet =
+        groups.iter().flatten().chain(&group).filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
     let in_use = listening_ports().map_err(bind_error)?;
     let plan = SteerPlan::new(steer, &in_use, &own);
-    let steering_listener = listeners.last().ok_or_else(|| bind_error(std::io::ErrorKind::NotFound.into()))?;
-    let steering = Steering::attach(steering_listener, &plan, &config.policies, &steer.scope)?;
-    let local = steering_listener.local_addr().map_err(bind_error)?;
+    // The kernel spreads what the program assigns to the group's first
+    // socket over the whole SO_REUSEPORT group.
+    let steering = Steering::attach(&group[0], &plan, &config.policies, &steer.scope)?;
+    groups.push(group);
     described.push(format!("{local} (steering)"));
     tracing::info!(
         listener = %local,
@@ -144,7 +158,7 @@ fn start_steering(
 fn start_steering(
     _: &Config,
     _: &crate::config::SteerConfig,
-    _: &mut Vec<TcpListener>,
+    _: &mut Vec<Vec<std::net::TcpListener>>,
     _: &mut Vec<String>,
 ) -> Result<Steering, RunError> {
     Err(RunError::SteeringNotBuilt)

@@ -93,7 +93,9 @@ fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyho
 fn serve(config: Config) -> anyhow::Result<()> {
     serve2::logging::init(&config.log)?;
     raise_file_limit();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    // The main thread only handles signals and the control socket; the
+    // connections run on the worker threads `run` starts.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal().context("installing signal handlers")?;
         serve2::run(config, shutdown).await.map_err(anyhow::Error::from)

@@ -117,6 +117,51 @@ struct Shared {
     tracker: TaskTracker,
 }
 
+impl Server {
+    /// Serves with one thread per worker, each running its own single-thread
+    /// runtime over its own listeners (`workers[i]`, typically one socket of
+    /// each SO_REUSEPORT group from [`crate::listener::bind_group`]). A
+    /// connection lives on the thread that accepted it: no work stealing,
+    /// no cross-thread wake-ups. Returns when `shutdown` completes and every
+    /// worker has drained (each with the grace period).
+    pub async fn serve_per_core(&self, workers: Vec<Vec<std::net::TcpListener>>, shutdown: impl Future<Output = ()>) {
+        let stop = CancellationToken::new();
+        let mut threads = Vec::new();
+        for (index, listeners) in workers.into_iter().enumerate() {
+            let (server, stop) = (self.clone(), stop.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("serve2-worker-{index}"))
+                .spawn(move || server.run_worker(listeners, stop));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => tracing::error!(worker = index, error = %e, "cannot start worker thread"),
+            }
+        }
+        shutdown.await;
+        stop.cancel();
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
+    }
+
+    fn run_worker(&self, listeners: Vec<std::net::TcpListener>, stop: CancellationToken) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return tracing::error!(error = %e, "cannot start a worker runtime"),
+        };
+        runtime.block_on(async {
+            let listeners = listeners
+                .into_iter()
+                .filter_map(|l| TcpListener::from_std(l).map_err(|e| tracing::error!(error = %e, "listener")).ok())
+                .collect();
+            self.serve(listeners, stop.cancelled_owned()).await;
+        });
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Shared, stop: CancellationToken) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
@@ -244,13 +289,13 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
 async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> Option<RelayJob> {
     loop {
         let protocol = match detect(&mut conn, set).await {
-            Ok(Detected::Matched(i)) => &set.protocols()[i],
-            Ok(Detected::Unmatched(reason)) => {
+            Ok((Detected::Matched(i), _)) => &set.protocols()[i],
+            Ok((Detected::Unmatched(reason), seen)) => {
                 summary.unmatched = Some(reason);
                 match set.fallback() {
                     Some(fallback) => fallback,
                     None => {
-                        summary.closed_unmatched(conn.buffered().len());
+                        summary.closed_unmatched(seen);
                         return None;
                     }
                 }

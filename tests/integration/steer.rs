@@ -40,14 +40,16 @@ async fn echo_through(addr: SocketAddr, text: &str) {
     assert_eq!(read_exact(&mut client, message.len()).await, message.as_bytes(), "{addr}");
 }
 
-/// Listening sockets in this namespace that belong to process `pid`.
-fn listeners_of(pid: u32) -> usize {
-    let mut listening = BTreeSet::new();
+/// The local ports of the listening sockets process `pid` holds in this
+/// namespace, one entry per socket.
+fn listeners_of(pid: u32) -> Vec<u16> {
+    let mut listening = std::collections::BTreeMap::new();
     for table in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
         for row in std::fs::read_to_string(table).unwrap().lines().skip(1) {
             let fields: Vec<&str> = row.split_whitespace().collect();
             if fields[3] == "0A" {
-                listening.insert(fields[9].to_owned());
+                let port = u16::from_str_radix(fields[1].rsplit(':').next().unwrap(), 16).unwrap();
+                listening.insert(fields[9].to_owned(), port);
             }
         }
     }
@@ -55,8 +57,8 @@ fn listeners_of(pid: u32) -> usize {
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .filter_map(|target| target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
-        .filter(|inode| listening.contains(inode))
-        .count()
+        .filter_map(|inode| listening.get(&inode).copied())
+        .collect()
 }
 
 /// A small xorshift generator: random ports, reproducible from the seed.
@@ -80,9 +82,10 @@ fn random_ports(count: usize, exclude: &[u16]) -> Vec<u16> {
 fn all_ports_reach_one_listener_that_sees_the_dialled_port() {
     in_netns(|| async {
         let excluded = [7, 2222, 6000, 6001, 6002];
-        let (dir, mut daemon) =
-            start(r#""steer": {"ports": ["all"], "exclude": [7, 2222, "6000-6002"]}, "protocols": [{"kind": "echo"}]"#)
-                .await;
+        let (dir, mut daemon) = start(
+            r#""workers": 1, "steer": {"ports": ["all"], "exclude": [7, 2222, "6000-6002"]}, "protocols": [{"kind": "echo"}]"#,
+        )
+        .await;
         let listener_port = status(&dir)
             .lines()
             .find_map(|l| l.strip_prefix("listeners: "))
@@ -106,7 +109,7 @@ fn all_ports_reach_one_listener_that_sees_the_dialled_port() {
             seen.extend(port);
         }
         assert_eq!(seen, ports.iter().copied().collect::<BTreeSet<u16>>());
-        assert_eq!(listeners_of(daemon.pid()), 1, "the daemon holds exactly one listening socket");
+        assert_eq!(listeners_of(daemon.pid()), [listener_port], "the daemon holds exactly one listening socket");
         let status = status(&dir);
         assert!(status.contains("steering: 65530 ports"), "{status}");
         assert!(status.contains("excluded: 7,2222,6000-6002"), "{status}");
@@ -132,6 +135,12 @@ fn policies_pick_protocols_by_dialled_port_on_ipv4_and_ipv6() {
             ssh = json(&ssh_addr),
         );
         let (dir, mut daemon) = start(&body).await;
+        // One worker per CPU, each with a socket of one SO_REUSEPORT group:
+        // still a single listening port for every steered port.
+        let ports = listeners_of(daemon.pid());
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(ports.len(), workers, "{ports:?}");
+        assert!(ports.iter().all(|&p| p == ports[0]), "{ports:?}");
         for host in ["127.0.0.1", "[::1]"] {
             let at = |port: u16| -> SocketAddr { format!("{host}:{port}").parse().unwrap() };
             // Port 80 speaks HTTP only: an SSH banner is not proxied.

@@ -58,6 +58,8 @@ pub struct Config {
     pub control: Option<PathBuf>,
     /// How raw TCP connections are relayed.
     pub relay: RelayMode,
+    /// Worker threads, each with its own listening sockets.
+    pub workers: usize,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -171,6 +173,14 @@ impl<'s> Checker<'s> {
             }
         };
         let shared = protocols::Shared { connect_timeout, relay };
+        let workers = match raw.workers {
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            Some(n @ 1..=256) => n as usize,
+            Some(_) => {
+                self.problem(root.key("workers"), "expected a number of threads from 1 to 256".into());
+                1
+            }
+        };
         let steer = raw.steer.as_ref().map(|raw| self.steer(raw));
         let policies = self.policies(&raw, steer.as_ref(), limits, shared);
         // With steering and no plain listener, top-level protocols are only
@@ -201,6 +211,7 @@ impl<'s> Checker<'s> {
             policies,
             control,
             relay,
+            workers,
         })
     }
 

@@ -34,6 +34,8 @@ pub struct RawConfig<'a> {
     /// How raw TCP connections are relayed: "splice", "copy" or
     /// "sockmap" (serve2 addition).
     pub relay: Option<String>,
+    /// Worker threads (serve2 addition); default: one per CPU.
+    pub workers: Option<u64>,
 }
 
 /// One entry of `protocols`.

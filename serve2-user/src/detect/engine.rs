@@ -43,7 +43,14 @@ pub enum Detected {
 ///
 /// Order is strict: a match counts only once every protocol before it has
 /// refused, so the verdict never depends on how the bytes were segmented.
-pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detected> {
+/// Also returns how many bytes detection saw.
+pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<(Detected, usize)> {
+    let detected = detect_buffered(conn, set).await;
+    let seen = conn.end_detection();
+    Ok((detected?, seen))
+}
+
+async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detected> {
     let protocols = set.protocols();
     let max_read = set.limits().max_read;
     // Bit i set: protocol i is still undecided or matched-but-waiting.

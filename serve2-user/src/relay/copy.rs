@@ -51,14 +51,27 @@ impl CopyPump {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
-    fn poll_pump(
+/// Why [`CopyPump::poll_copy`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CopyExit {
+    /// `from` ended and `to` is shut down.
+    Finished,
+    /// A read filled a whole chunk and everything read is written: bulk
+    /// data is flowing (only with `stop_on_bulk`).
+    Bulk,
+}
+
+impl CopyPump {
+    /// Copies until `from` ends, or, with `stop_on_bulk`, until a read fills
+    /// a whole chunk (the caller may then switch to splicing).
+    pub(super) fn poll_copy<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         from: &mut S,
         from_side: Side,
         to: &mut S,
-    ) -> Poll<Result<(), Failure>> {
+        stop_on_bulk: bool,
+    ) -> Poll<Result<CopyExit, Failure>> {
         let to_side = from_side.other();
         loop {
             ready!(self.poll_write_pending(cx, to, to_side))?;
@@ -67,7 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
                 if let Err(error) = ready!(Pin::new(&mut *to).poll_shutdown(cx)) {
                     return Failure::ready(to_side, error);
                 }
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(CopyExit::Finished));
             }
             let mut chunk = [MaybeUninit::<u8>::uninit(); CHUNK];
             let mut read = ReadBuf::uninit(&mut chunk);
@@ -92,6 +105,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
                 self.read_closed = true;
                 continue;
             }
+            let full = data.len() == CHUNK;
             let mut offset = 0;
             while offset < data.len() {
                 match Pin::new(&mut *to).poll_write(cx, &data[offset..]) {
@@ -109,7 +123,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
                     }
                 }
             }
+            if full && stop_on_bulk {
+                return Poll::Ready(Ok(CopyExit::Bulk));
+            }
         }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
+    fn poll_pump(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut S,
+        from_side: Side,
+        to: &mut S,
+    ) -> Poll<Result<(), Failure>> {
+        ready!(self.poll_copy(cx, from, from_side, to, false))?;
+        Poll::Ready(Ok(()))
     }
 
     fn bytes(&self) -> u64 {

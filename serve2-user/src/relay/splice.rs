@@ -1,10 +1,13 @@
 //! Zero-copy relaying between two TCP sockets with splice(2): bytes go
 //! socket → pipe → socket without entering userspace.
 //!
-//! A direction borrows a pipe from the pool only while bytes are in flight
-//! and gives it back, empty, as soon as its source has nothing more to read,
-//! so an idle connection holds its two sockets and nothing else. If no pipe
-//! can be had (descriptor exhaustion), the direction falls back to copying.
+//! A direction starts by copying through a stack buffer: short exchanges
+//! (banners, requests) never touch a pipe. Once a read fills a whole buffer,
+//! bulk data is flowing and the direction switches to splicing. It then
+//! borrows a pipe from the pool only while bytes are in flight and gives it
+//! back, empty, as soon as its source has nothing more to read, so an idle
+//! connection holds its two sockets and nothing else. If no pipe can be had
+//! (descriptor exhaustion), the direction keeps copying.
 
 use std::io;
 use std::net::Shutdown;
@@ -14,7 +17,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::copy::CopyPump;
+use super::copy::{CopyExit, CopyPump};
 use super::pipe::{self, Pipe};
 use super::{Failure, Pump, Side};
 
@@ -43,8 +46,21 @@ pub(super) struct SplicePump {
     in_pipe: usize,
     read_closed: bool,
     bytes: u64,
-    /// Set when no pipe could be had: copy instead (boxed: rare).
-    fallback: Option<Box<CopyPump>>,
+    /// Copies until bulk data shows up (or for good, without pipes).
+    copy: CopyPump,
+    copying: Copying,
+}
+
+/// Whether a direction copies or splices.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Copying {
+    /// Until a read fills a whole buffer.
+    #[default]
+    UntilBulk,
+    /// Splicing.
+    No,
+    /// No pipe could be had: copying to the end.
+    Always,
 }
 
 impl SplicePump {
@@ -92,8 +108,13 @@ impl Pump<TcpStream> for SplicePump {
         from_side: Side,
         to: &mut TcpStream,
     ) -> Poll<Result<(), Failure>> {
-        if let Some(copy) = &mut self.fallback {
-            return copy.poll_pump(cx, from, from_side, to);
+        match self.copying {
+            Copying::Always => return self.copy.poll_pump(cx, from, from_side, to),
+            Copying::UntilBulk => match ready!(self.copy.poll_copy(cx, from, from_side, to, true))? {
+                CopyExit::Finished => return Poll::Ready(Ok(())),
+                CopyExit::Bulk => self.copying = Copying::No,
+            },
+            Copying::No => {}
         }
         let to_side = from_side.other();
         loop {
@@ -119,7 +140,8 @@ impl Pump<TcpStream> for SplicePump {
                     Ok(pipe) => self.pipe = Some(pipe),
                     Err(error) => {
                         tracing::debug!(%error, "no pipe for splice; copying instead");
-                        return self.fallback.insert(Box::default()).poll_pump(cx, from, from_side, to);
+                        self.copying = Copying::Always;
+                        return self.copy.poll_pump(cx, from, from_side, to);
                     }
                 }
             }
@@ -135,6 +157,6 @@ impl Pump<TcpStream> for SplicePump {
     }
 
     fn bytes(&self) -> u64 {
-        self.bytes + self.fallback.as_ref().map_or(0, |copy| Pump::<TcpStream>::bytes(&**copy))
+        self.bytes + Pump::<TcpStream>::bytes(&self.copy)
     }
 }

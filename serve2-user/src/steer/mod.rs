@@ -24,7 +24,6 @@ use serve2_common::{
     COUNTERS_MAP, Counter, FLAG_SCOPED, LISTENER_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
     Setting,
 };
-use tokio::net::TcpListener;
 
 pub use plan::{SteerPlan, listening_ports};
 
@@ -107,11 +106,12 @@ fn port_value(policies: &[Policy], port: u16) -> u32 {
 
 impl Steering {
     /// Loads the program, fills its maps from `plan`, puts `listener` (a
-    /// dual-stack `[::]` socket) in its SOCKMAP, and attaches it to the
+    /// dual-stack `[::]` socket, possibly the first of an SO_REUSEPORT group)
+    /// in its SOCKMAP, and attaches it to the
     /// calling thread's network namespace — in that order, so no connection
     /// is ever steered to an empty map.
     pub fn attach(
-        listener: &TcpListener,
+        listener: &impl AsRawFd,
         plan: &SteerPlan,
         policies: &[Policy],
         scope: &[IpNet],

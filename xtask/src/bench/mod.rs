@@ -74,7 +74,7 @@ impl Plan {
             }
         }
         if args.only.is_empty() {
-            systems = System::ALL.to_vec();
+            systems = System::DEFAULT.to_vec();
         }
         let release = workspace().join("target/release");
         let out = workspace().join("target/bench");
