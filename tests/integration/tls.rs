@@ -152,3 +152,26 @@ fn a_failed_handshake_does_not_disturb_the_daemon() {
         daemon.stop().await;
     });
 }
+
+#[test]
+fn a_post_quantum_client_hello_in_several_segments_gets_a_server_hello() {
+    in_netns(|| async {
+        let pki = TestPki::new();
+        let www = www();
+        // maxRead 32: far below the 1955-byte ClientHello.
+        let config = tls_config(&pki, r#"["h2", "http/1.1"]"#, www.path(), "127.0.0.1:9", "")
+            .replace(r#""address": ":0","#, r#""address": ":0", "maxRead": 32,"#);
+        let daemon = Daemon::start(&config).await;
+        let hello = include_bytes!("../fixtures/chromium-156-x25519mlkem768-clienthello.bin");
+        let mut client = daemon.connect().await;
+        client.set_nodelay(true).unwrap();
+        for segment in hello.chunks(700) {
+            send(&mut client, segment).await;
+            tokio::task::yield_now().await;
+        }
+        // A TLS record carrying a ServerHello (handshake type 2) comes back.
+        let reply = read_exact(&mut client, 6).await;
+        assert_eq!((reply[0], reply[1], reply[5]), (0x16, 0x03, 0x02), "{reply:02x?}");
+        daemon.stop().await;
+    });
+}
