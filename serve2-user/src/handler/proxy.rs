@@ -46,16 +46,23 @@ impl ProxyHandler {
         &self.target
     }
 
+    fn backend_error(&self, source: std::io::Error) -> HandlerError {
+        HandlerError::Backend { target: self.target.to_string(), source }
+    }
+
+    /// Runs a step of reaching the backend under the connect timeout.
+    async fn bounded<T>(&self, step: impl Future<Output = std::io::Result<T>>) -> Result<T, HandlerError> {
+        match tokio::time::timeout(self.connect_timeout, step).await {
+            Ok(result) => result.map_err(|source| self.backend_error(source)),
+            Err(_) => {
+                Err(HandlerError::BackendTimeout { target: self.target.to_string(), timeout: self.connect_timeout })
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<TcpStream, HandlerError> {
-        let backend_error = |source| HandlerError::Backend { target: self.target.to_string(), source };
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&*self.target))
-            .await
-            .map_err(|_| HandlerError::BackendTimeout {
-                target: self.target.to_string(),
-                timeout: self.connect_timeout,
-            })?
-            .map_err(backend_error)?;
-        stream.set_nodelay(true).map_err(backend_error)?;
+        let stream = self.bounded(TcpStream::connect(&*self.target)).await?;
+        stream.set_nodelay(true).map_err(|source| self.backend_error(source))?;
         Ok(stream)
     }
 
@@ -65,7 +72,6 @@ impl ProxyHandler {
         info: &ConnInfo,
         tcp: TcpStream,
     ) -> Result<Stream, HandlerError> {
-        let backend_error = |source| HandlerError::Backend { target: self.target.to_string(), source };
         let session = info.tls.as_ref();
         let mut config = config.clone();
         config.alpn_protocols = session.and_then(|s| s.alpn.clone()).into_iter().collect();
@@ -73,15 +79,8 @@ impl ProxyHandler {
             Some(sni) => ServerName::try_from(sni),
             None => ServerName::try_from(host_of(&self.target).to_owned()),
         }
-        .map_err(|e| backend_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-        let connect = TlsConnector::from(Arc::new(config)).connect(name, tcp);
-        let tls = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| HandlerError::BackendTimeout {
-                target: self.target.to_string(),
-                timeout: self.connect_timeout,
-            })?
-            .map_err(backend_error)?;
+        .map_err(|e| self.backend_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let tls = self.bounded(TlsConnector::from(Arc::new(config)).connect(name, tcp)).await?;
         Ok(Stream::boxed(tls))
     }
 }
@@ -109,7 +108,7 @@ impl Handler for ProxyHandler {
             if !replay.is_empty() {
                 let written = backend.write_all(&replay).await;
                 if let Err(source) = written {
-                    return Err(HandlerError::Backend { target: self.target.to_string(), source });
+                    return Err(self.backend_error(source));
                 }
             }
             Ok(Handled::Relay(RelayJob {
