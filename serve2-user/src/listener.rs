@@ -38,6 +38,16 @@ fn bind_addr(addr: SocketAddr, dual_stack: bool) -> io::Result<TcpListener> {
 pub fn bind_group(address: &ListenAddress, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
     let dual_stack = matches!(address, ListenAddress::AllInterfaces(_));
     let mut addr = address.socket_addr();
+    if addr.port() != 0 {
+        // SO_REUSEPORT would quietly join another process's group on this
+        // address (a second serve2d, say) and split the load with it: make
+        // sure nobody holds it first.
+        if let Err(e) = bind_socket(addr, dual_stack, false)
+            && e.kind() == io::ErrorKind::AddrInUse
+        {
+            return Err(e);
+        }
+    }
     let first = match bind_socket(addr, dual_stack, true) {
         Err(e) if dual_stack && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
             addr = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), addr.port());

@@ -88,3 +88,20 @@ fn the_repository_example_config_is_valid() {
         Command::new(binary()).arg("--check").arg("example_conf.json").current_dir(workspace).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }
+
+#[test]
+fn a_second_daemon_on_the_same_address_is_refused() {
+    in_netns(|| async {
+        let (_dir, path) =
+            write_config(r#"{"address": "127.0.0.1:7777", "control": "", "protocols": [{"kind": "echo"}]}"#);
+        let mut first = Serve2d::spawn(&[], &path);
+        first.listening_addr().await;
+        // Its sockets use SO_REUSEPORT; a second daemon must not join them.
+        let second = tokio::process::Command::new(binary()).arg(&path).kill_on_drop(true).output();
+        let second = tokio::time::timeout(WAIT, second).await.expect("the second daemon exits at once").unwrap();
+        assert_eq!(second.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(stderr.contains("cannot listen on 127.0.0.1:7777") && stderr.contains("in use"), "{stderr}");
+        first.child.kill().await.unwrap();
+    });
+}
