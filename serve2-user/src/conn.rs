@@ -241,23 +241,28 @@ impl Conn {
             self.buffered.drain(..self.replayed);
             self.replayed = 0;
         }
-        if let Stream::Tcp(tcp) = &mut self.stream {
-            if self.buffered.is_empty() && !self.peeked {
-                // A local buffer: a peek cancelled by the deadline leaves
-                // `buffered` untouched.
-                let mut peek = vec![0u8; max];
-                let n = tcp.peek(&mut peek).await?;
-                peek.truncate(n);
-                self.buffered = peek;
-                self.peeked = n > 0;
-                return Ok(n);
-            }
-            if self.peeked {
-                // Peeked bytes are queued: reading them back cannot block.
-                let mut copy = vec![0u8; self.buffered.len()];
-                tcp.read_exact(&mut copy).await?;
-                self.peeked = false;
-            }
+        let mut max = max;
+        if let Stream::Tcp(tcp) = &mut self.stream
+            && self.buffered.is_empty()
+            && !self.peeked
+        {
+            // A local buffer: a peek cancelled by the deadline leaves
+            // `buffered` untouched.
+            let mut peek = vec![0u8; max];
+            let n = tcp.peek(&mut peek).await?;
+            peek.truncate(n);
+            self.buffered = peek;
+            self.peeked = n > 0;
+            return Ok(n);
+        }
+        if self.peeked {
+            // Not enough: read the peeked bytes (still queued) with the rest.
+            // They are queued, so the read below completes at its first poll
+            // (a timeout polls its future before its deadline): clearing the
+            // copy first cannot lose them to a cancelled read.
+            max += self.buffered.len();
+            self.buffered.clear();
+            self.peeked = false;
         }
         self.buffered.reserve_exact(max);
         // `read_buf` only extends the buffer once bytes arrived, so a read
@@ -326,13 +331,7 @@ impl IoStream for Conn {
 /// Maps IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack
 /// socket reports for IPv4 peers) to plain IPv4.
 pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 #[cfg(test)]

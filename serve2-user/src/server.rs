@@ -98,8 +98,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let stop = CancellationToken::new();
         for listener in listeners {
-            let shared = Shared { router: self.router.clone(), stats: self.stats.clone(), tracker: tracker.clone() };
-            tracker.spawn(accept_loop(listener, shared, stop.clone()));
+            tracker.spawn(accept_loop(listener, self.clone(), tracker.clone(), stop.clone()));
         }
         shutdown.await;
         stop.cancel();
@@ -108,16 +107,7 @@ impl Server {
             tracing::warn!(open = tracker.len(), "closing connections still open after the shutdown grace period");
         }
     }
-}
 
-/// What every accept loop shares.
-struct Shared {
-    router: Arc<Router>,
-    stats: Arc<ServerStats>,
-    tracker: TaskTracker,
-}
-
-impl Server {
     /// Serves with one thread per worker, each running its own single-thread
     /// runtime over its own listeners (`workers[i]`, typically one socket of
     /// each SO_REUSEPORT group from [`crate::listener::bind_group`]). A
@@ -162,7 +152,7 @@ impl Server {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Shared, stop: CancellationToken) {
+async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker, stop: CancellationToken) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
@@ -173,8 +163,8 @@ async fn accept_loop(listener: TcpListener, shared: Shared, stop: CancellationTo
         match accepted {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                let open = OpenConnection::new(&shared.stats);
-                shared.tracker.spawn(ConnectionTask::new(shared.router.clone(), stream, peer, Instant::now(), open));
+                let open = OpenConnection::new(&server.stats);
+                tracker.spawn(ConnectionTask::new(server.router.clone(), stream, peer, Instant::now(), open));
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => {
@@ -225,8 +215,6 @@ enum Phase {
 struct Tail {
     span: tracing::Span,
     summary: Summary,
-    local: SocketAddr,
-    accepted: Instant,
     run: RelayRun,
 }
 
@@ -250,7 +238,7 @@ impl Future for ConnectionTask {
                     let entered = tail.span.enter();
                     let report = ready!(Pin::new(&mut tail.run).poll(cx));
                     tail.summary.finish(report);
-                    tail.summary.log(tail.local, tail.accepted.elapsed());
+                    tail.summary.log();
                     drop(entered);
                     this.phase = Phase::Done;
                 }
@@ -273,12 +261,12 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
     let span = tracing::info_span!("conn", %peer, port = local.port());
     let set = router.for_port(local.port());
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
-    let mut summary = Summary::default();
+    let mut summary = Summary::new(local, accepted);
     let relay = dispatch(Conn::new(stream, info), set, &mut summary).instrument(span.clone()).await;
     match relay {
-        Some(job) => Some(Tail { span, summary, local, accepted, run: job.run() }),
+        Some(job) => Some(Tail { span, summary, run: job.run() }),
         None => {
-            span.in_scope(|| summary.log(local, accepted.elapsed()));
+            span.in_scope(|| summary.log());
             None
         }
     }

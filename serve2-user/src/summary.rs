@@ -1,14 +1,17 @@
 //! The one summary line logged per connection.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::detect::engine::Unmatched;
 use crate::protocol::{End, HandlerError, Report};
 
 /// What happened to a connection, filled in as it moves through layers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Summary {
+    /// The address the client dialled.
+    local: SocketAddr,
+    accepted: Instant,
     /// Protocols in order, `>`-separated (`tls>http`).
     chain: String,
     /// Why detection fell back (or closed), on the current layer.
@@ -19,6 +22,11 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// The summary of a connection to `local`, accepted at `accepted`.
+    pub fn new(local: SocketAddr, accepted: Instant) -> Self {
+        Self { local, accepted, chain: String::new(), unmatched: None, report: Report::default(), unmatched_bytes: 0 }
+    }
+
     pub fn push(&mut self, protocol: &str) {
         if !self.chain.is_empty() {
             self.chain.push('>');
@@ -48,7 +56,9 @@ impl Summary {
     }
 
     /// Logs the summary at info level, or warn when something failed.
-    pub fn log(&self, local: SocketAddr, elapsed: Duration) {
+    pub fn log(&self) {
+        let local = self.local;
+        let elapsed = self.accepted.elapsed();
         let chain = if self.chain.is_empty() { "-" } else { self.chain.as_str() };
         let fallback = self.unmatched.map(Unmatched::as_str);
         let target = self.report.target.as_deref().unwrap_or("-");

@@ -95,7 +95,7 @@ impl SteerConfig {
     /// Whether a connection to `ip` on `port` would be steered (when `ip` is
     /// local).
     pub fn captures(&self, ip: IpAddr, port: u16) -> bool {
-        let in_scope = self.scope.is_empty() || self.scope.iter().any(|net| net.contains(&canonical_ip(ip)));
+        let in_scope = self.scope.is_empty() || self.scope.iter().any(|net| net.contains(&ip.to_canonical()));
         in_scope && self.configured().contains(port)
     }
 }
@@ -109,13 +109,6 @@ pub struct Policy {
     pub ports: PortSet,
     /// Its protocols.
     pub protocols: ProtocolSet,
-}
-
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
 }
 
 impl Checker<'_> {
@@ -208,7 +201,7 @@ impl Checker<'_> {
                 continue; // Not resolvable now; cannot be judged.
             };
             let looping = addrs.into_iter().find(|a| {
-                (a.ip().is_loopback() || local.contains(&canonical_ip(a.ip()))) && steer.captures(a.ip(), a.port())
+                (a.ip().is_loopback() || local.contains(&a.ip().to_canonical())) && steer.captures(a.ip(), a.port())
             });
             if let Some(addr) = looping {
                 let port = addr.port();

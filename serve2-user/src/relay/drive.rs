@@ -9,37 +9,28 @@ use crate::conn::Stream;
 
 /// Both directions of one connection, pumped until both are done or one
 /// side fails; then both streams are closed (the survivor of a failure
-/// reset). `G` is kept alive for the relay's lifetime.
-pub(super) struct Drive<S, P, G> {
-    state: Option<State<S, P, G>>,
+/// reset).
+pub(super) struct Drive<S, P> {
+    state: Option<State<S, P>>,
 }
 
-struct State<S, P, G> {
+struct State<S, P> {
     client: S,
     backend: S,
     up: P,
     down: P,
     up_done: bool,
     down_done: bool,
-    _guard: G,
 }
 
-impl<S, P: Default, G> Drive<S, P, G> {
-    pub fn new(client: S, backend: S, guard: G) -> Self {
-        let state = State {
-            client,
-            backend,
-            up: P::default(),
-            down: P::default(),
-            up_done: false,
-            down_done: false,
-            _guard: guard,
-        };
+impl<S, P: Default> Drive<S, P> {
+    pub fn new(client: S, backend: S) -> Self {
+        let state = State { client, backend, up: P::default(), down: P::default(), up_done: false, down_done: false };
         Drive { state: Some(state) }
     }
 }
 
-impl<S, P: Pump<S>, G> State<S, P, G> {
+impl<S, P: Pump<S>> State<S, P> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
         if !self.up_done {
             match self.up.poll_pump(cx, &mut self.client, Side::Client, &mut self.backend) {
@@ -59,25 +50,19 @@ impl<S, P: Pump<S>, G> State<S, P, G> {
     }
 }
 
-impl<S: ResetOnClose + Unpin, P: Pump<S> + Unpin, G: Unpin> Future for Drive<S, P, G> {
+impl<S: ResetOnClose + Unpin, P: Pump<S> + Unpin> Future for Drive<S, P> {
     type Output = RelayReport;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayReport> {
         let this = self.get_mut();
         let Some(state) = this.state.as_mut() else { return Poll::Pending };
         let result = ready!(state.poll(cx));
-        let Some(State { client, backend, up, down, _guard: guard, .. }) = this.state.take() else {
-            return Poll::Pending;
-        };
+        let Some(State { client, backend, up, down, .. }) = this.state.take() else { return Poll::Pending };
         let end = match result {
             Ok(()) => RelayEnd::Closed,
             Err(Failure { side: Side::Client, error }) => RelayEnd::ClientReset(error),
             Err(Failure { side: Side::Backend, error }) => RelayEnd::BackendReset(error),
         };
         let report = RelayReport { client_to_backend: up.bytes(), backend_to_client: down.bytes(), end };
-        // The pumps hand their pipes back before the guard (the pipe pool's
-        // user count) goes.
-        drop((up, down));
-        drop(guard);
         Poll::Ready(finish(client, backend, report))
     }
 }

@@ -120,16 +120,14 @@ pub fn relay_with(mode: RelayMode, client: Stream, backend: Stream) -> Relaying 
         (RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => Strategy::Boxed(Box::pin(async move {
             match kernel::relay(client, backend).await {
                 Ok((client, backend, report)) => drive::finish(client, backend, report),
-                Err((client, backend)) => {
-                    Drive::<_, splice::SplicePump, _>::new(client, backend, pipe::PoolUser::new()).await
-                }
+                Err((client, backend)) => Drive::<_, splice::SplicePump>::new(client, backend).await,
             }
         })),
         #[cfg_attr(feature = "steer", allow(unreachable_patterns))]
         (RelayMode::Splice | RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => {
-            Strategy::Splice(Drive::new(client, backend, pipe::PoolUser::new()))
+            Strategy::Splice(Drive::new(client, backend))
         }
-        (_, client, backend) => Strategy::Copy(Drive::new(client, backend, ())),
+        (_, client, backend) => Strategy::Copy(Drive::new(client, backend)),
     };
     Relaying(strategy)
 }
@@ -146,8 +144,8 @@ impl std::fmt::Debug for Relaying {
 }
 
 enum Strategy {
-    Splice(Drive<tokio::net::TcpStream, splice::SplicePump, pipe::PoolUser>),
-    Copy(Drive<Stream, copy::CopyPump, ()>),
+    Splice(Drive<tokio::net::TcpStream, splice::SplicePump>),
+    Copy(Drive<Stream, copy::CopyPump>),
     #[cfg_attr(not(feature = "steer"), allow(dead_code))]
     Boxed(Pin<Box<dyn Future<Output = RelayReport> + Send>>),
 }

@@ -65,10 +65,9 @@ fn pool() -> std::sync::MutexGuard<'static, Vec<Pipe>> {
 
 /// An empty pipe from the pool, or a new one.
 pub(super) fn take() -> io::Result<Pipe> {
-    match pool().pop() {
-        Some(pipe) => Ok(pipe),
-        None => Pipe::new(),
-    }
+    // Not `match pool().pop()`: that would hold the lock while creating.
+    let pooled = pool().pop();
+    pooled.map_or_else(Pipe::new, Ok)
 }
 
 /// Returns an EMPTY pipe to the pool (or closes it if the pool is full). A
@@ -80,8 +79,8 @@ pub(super) fn give_back(pipe: Pipe) {
     }
 }
 
-/// Marks a splicing relay as running; the pool is emptied when the last one
-/// ends.
+/// Marks a relay direction as splicing; the pool is emptied when the last
+/// one ends (short exchanges, which never splice, never touch the count).
 #[derive(Debug)]
 pub(super) struct PoolUser(());
 

@@ -18,7 +18,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::copy::{CopyExit, CopyPump};
-use super::pipe::{self, Pipe};
+use super::pipe::{self, Pipe, PoolUser};
 use super::{Failure, Pump, Side};
 
 /// Moves up to `len` bytes from `from` to `to`, without blocking.
@@ -42,6 +42,9 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 #[derive(Debug, Default)]
 pub(super) struct SplicePump {
     pipe: Option<Pipe>,
+    /// Held from the switch to splicing on: keeps the pipe pool alive.
+    /// Declared after `pipe`, and the pipe goes back first (see `Drop`).
+    pool_user: Option<PoolUser>,
     /// Bytes sitting in `pipe`.
     in_pipe: usize,
     read_closed: bool,
@@ -112,7 +115,10 @@ impl Pump<TcpStream> for SplicePump {
             Copying::Always => return self.copy.poll_pump(cx, from, from_side, to),
             Copying::UntilBulk => match ready!(self.copy.poll_copy(cx, from, from_side, to, true))? {
                 CopyExit::Finished => return Poll::Ready(Ok(())),
-                CopyExit::Bulk => self.copying = Copying::No,
+                CopyExit::Bulk => {
+                    self.copying = Copying::No;
+                    self.pool_user = Some(PoolUser::new());
+                }
             },
             Copying::No => {}
         }

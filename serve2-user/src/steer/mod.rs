@@ -120,24 +120,16 @@ impl Steering {
         raise_memlock_limit();
         let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| SteerError::Load(e.to_string()))?;
         start_kernel_log(&mut ebpf);
-        let map_error = |map| move |source| SteerError::Map { map, source };
-
-        let mut ports: Array<_, u32> =
-            Array::try_from(ebpf.map_mut(PORTS_MAP).ok_or(SteerError::Load(format!("no map {PORTS_MAP}")))?)
-                .map_err(map_error(PORTS_MAP))?;
+        let mut ports: Array<_, u32> = typed_map(&mut ebpf, PORTS_MAP)?;
         for port in plan.steered.iter() {
             ports.set(u32::from(port), port_value(policies, port), 0).map_err(map_error(PORTS_MAP))?;
         }
         if !scope.is_empty() {
             fill_scope(&mut ebpf, scope)?;
-            let mut settings: Array<_, u32> =
-                Array::try_from(ebpf.map_mut(SETTINGS_MAP).ok_or(SteerError::Load(format!("no map {SETTINGS_MAP}")))?)
-                    .map_err(map_error(SETTINGS_MAP))?;
+            let mut settings: Array<_, u32> = typed_map(&mut ebpf, SETTINGS_MAP)?;
             settings.set(Setting::Flags as u32, FLAG_SCOPED, 0).map_err(map_error(SETTINGS_MAP))?;
         }
-        let mut sockets: SockMap<_> =
-            SockMap::try_from(ebpf.map_mut(LISTENER_MAP).ok_or(SteerError::Load(format!("no map {LISTENER_MAP}")))?)
-                .map_err(map_error(LISTENER_MAP))?;
+        let mut sockets: SockMap<_> = typed_map(&mut ebpf, LISTENER_MAP)?;
         sockets.set(0, &listener.as_raw_fd(), 0).map_err(map_error(LISTENER_MAP))?;
 
         let program: &mut SkLookup = ebpf
@@ -150,7 +142,7 @@ impl Steering {
         let netns = File::open("/proc/thread-self/ns/net").map_err(|e| SteerError::Attach(e.to_string()))?;
         program.attach(netns).map_err(|e| SteerError::Attach(e.to_string()))?;
 
-        let counters = ebpf.take_map(COUNTERS_MAP).ok_or(SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
+        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
         let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
         Ok(Steering { _ebpf: ebpf, counters: Arc::new(KernelCounters { map: counters }) })
     }
@@ -161,19 +153,29 @@ impl Steering {
     }
 }
 
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> SteerError {
+    move |source| SteerError::Map { map, source }
+}
+
+/// The object's map `name`, as the map type `T` it is declared with.
+fn typed_map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, SteerError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.map_mut(name).ok_or_else(|| SteerError::Load(format!("no map {name}")))?;
+    T::try_from(map).map_err(map_error(name))
+}
+
 fn fill_scope(ebpf: &mut Ebpf, scope: &[IpNet]) -> Result<(), SteerError> {
-    let map_error = |map| move |source| SteerError::Map { map, source };
     for net in scope {
         let prefix = u32::from(net.prefix_len());
         match net.addr() {
             IpAddr::V4(v4) => {
-                let map = ebpf.map_mut(SCOPE_V4_MAP).ok_or(SteerError::Load(format!("no map {SCOPE_V4_MAP}")))?;
-                let mut trie: LpmTrie<_, [u8; 4], u8> = LpmTrie::try_from(map).map_err(map_error(SCOPE_V4_MAP))?;
+                let mut trie: LpmTrie<_, [u8; 4], u8> = typed_map(ebpf, SCOPE_V4_MAP)?;
                 trie.insert(&Key::new(prefix, v4.octets()), 1, 0).map_err(map_error(SCOPE_V4_MAP))?;
             }
             IpAddr::V6(v6) => {
-                let map = ebpf.map_mut(SCOPE_V6_MAP).ok_or(SteerError::Load(format!("no map {SCOPE_V6_MAP}")))?;
-                let mut trie: LpmTrie<_, [u8; 16], u8> = LpmTrie::try_from(map).map_err(map_error(SCOPE_V6_MAP))?;
+                let mut trie: LpmTrie<_, [u8; 16], u8> = typed_map(ebpf, SCOPE_V6_MAP)?;
                 trie.insert(&Key::new(prefix, v6.octets()), 1, 0).map_err(map_error(SCOPE_V6_MAP))?;
             }
         }
