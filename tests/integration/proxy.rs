@@ -188,9 +188,15 @@ fn bytes_in_flight_are_delivered_before_the_close_in_both_directions() {
         });
         assert_eq!(read_to_end(&mut client).await.unwrap().len(), big.len());
         let mut server = writer.await.unwrap();
-        client.write_all(&big).await.unwrap();
-        drop(client);
+        // The burst is larger than the socket buffers on the way: the
+        // server must read while the client writes.
+        let burst = big.clone();
+        let writer = tokio::spawn(async move {
+            client.write_all(&burst).await.unwrap();
+            drop(client);
+        });
         let received = read_to_end(&mut server).await.unwrap();
+        writer.await.unwrap();
         assert!(received == big, "client's last {} bytes lost", big.len().saturating_sub(received.len()));
         daemon.stop().await;
     });
