@@ -80,7 +80,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let shutdown = async move {
         shutdown.await;
-        drop(steering);
+        if let Some(steering) = steering {
+            drop(steering);
+            tracing::info!("steering detached; draining connections");
+        }
     };
     // Worker i gets socket i of every group.
     let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();

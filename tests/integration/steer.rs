@@ -292,3 +292,26 @@ fn address_scoping_steers_only_the_listed_local_addresses() {
         assert_eq!(status["steering"]["scope"], serde_json::json!(["127.0.0.2/32", "::1/128"]));
     });
 }
+
+#[test]
+fn on_sigterm_steering_goes_first_while_open_connections_drain() {
+    in_netns(|| async {
+        let (_dir, mut daemon) = start(r#""steer": {"ports": ["9000-9010"]}, "protocols": [{"kind": "echo"}]"#).await;
+        // A connection still open keeps the daemon in its grace period.
+        let mut open = TcpStream::connect(("127.0.0.1", 9003)).await.unwrap();
+        send(&mut open, b"ECHO ").await;
+        assert_eq!(read_exact(&mut open, 5).await, b"ECHO ");
+        // SAFETY: signals the child we started.
+        assert_eq!(unsafe { libc::kill(daemon.pid() as i32, libc::SIGTERM) }, 0);
+        daemon.wait_for_line("steering detached").await;
+        // New connections no longer reach the draining daemon: refused at once.
+        let error = TcpStream::connect(("127.0.0.1", 9004)).await.expect_err("steering is gone");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+        // The open one still works until it ends.
+        send(&mut open, b"still here").await;
+        assert_eq!(read_exact(&mut open, 10).await, b"still here");
+        drop(open);
+        let status = tokio::time::timeout(WAIT, daemon.child.wait()).await.expect("daemon exits").unwrap();
+        assert!(status.success(), "{status}");
+    });
+}
