@@ -28,12 +28,12 @@ impl Detector for GreetingDetector {
             return Verdict::NoMatch; // Rule ourselves out as early as possible.
         }
         if prefix.len() < MAGIC.len() {
-            return Verdict::NeedMore(MAGIC.len());
+            return Verdict::need(MAGIC.len());
         }
         match prefix[MAGIC.len()..].iter().position(|&b| b == b'\n') {
-            Some(_) => Verdict::Match,
-            // Ask for one more byte at a time; the engine caps us at maxRead.
-            None => Verdict::NeedMore(prefix.len() + 1),
+            Some(_) => Verdict::MATCH,
+            // At least one more byte, as many as the engine allows (maxRead).
+            None => Verdict::need_up_to(prefix.len() + 1, usize::MAX),
         }
     }
 }

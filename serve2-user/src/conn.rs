@@ -138,14 +138,7 @@ impl IoStream for Stream {
     }
 }
 
-/// What serve2 learned from a TLS session it terminated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsInfo {
-    /// The SNI server name the client asked for, lowercased.
-    pub server_name: Option<String>,
-    /// The ALPN protocol both sides agreed on, if any.
-    pub alpn: Option<Vec<u8>>,
-}
+pub use serve2_detect::TlsInfo;
 
 /// Facts about a connection that outlive its layers.
 #[derive(Debug, Clone)]

@@ -277,7 +277,7 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
 async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> Option<RelayJob> {
     loop {
         let protocol = match detect(&mut conn, set).await {
-            Ok((Detected::Matched(i), _)) => &set.protocols()[i],
+            Ok((Detected::Matched { index, .. }, _)) => &set.protocols()[index],
             Ok((Detected::Unmatched(reason), seen)) => {
                 summary.unmatched = Some(reason);
                 match set.fallback() {

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::{ByteLimit, DetectContext, Verdict};
+use super::{ByteLimit, DetectContext, Learned, Verdict};
 use crate::conn::Conn;
 use crate::protocol::ProtocolSet;
 
@@ -29,11 +29,17 @@ impl Unmatched {
     }
 }
 
-/// The engine's answer: the index of the winning protocol, or why none won.
+/// The engine's answer: the winning protocol and what its detector learned,
+/// or why none won.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detected {
-    /// `set.protocols()[i]` matched.
-    Matched(usize),
+    /// `set.protocols()[index]` matched; `learned` spans the bytes buffered.
+    Matched {
+        /// Index of the protocol.
+        index: usize,
+        /// What the detector learned.
+        learned: Learned,
+    },
     /// Nothing matched.
     Unmatched(Unmatched),
 }
@@ -61,9 +67,10 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
         let ctx = DetectContext { tls: info.tls.as_ref(), depth: info.depth };
         let prefix = conn.buffered();
         let mut blocked = false;
+        // The most bytes any undecided detector ahead of a match can use.
         let mut want = 0usize;
-        for (i, protocol) in protocols.iter().enumerate() {
-            let bit = 1u64 << i;
+        for (index, protocol) in protocols.iter().enumerate() {
+            let bit = 1u64 << index;
             if alive & bit == 0 {
                 continue;
             }
@@ -73,18 +80,18 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
                 ByteLimit::AtLeast(n) => n.max(max_read),
             };
             match detector.detect(prefix, &ctx) {
-                Verdict::Match if !blocked => return Ok(Detected::Matched(i)),
-                Verdict::Match => {}
+                Verdict::Match(learned) if !blocked => return Ok(Detected::Matched { index, learned }),
+                Verdict::Match(_) => {}
                 Verdict::NoMatch => alive &= !bit,
-                Verdict::NeedMore(total) => {
+                Verdict::NeedMore(need) => {
                     // A detector asking for what it already has is a bug in it;
                     // ask for one more byte rather than spin.
-                    let total = total.max(prefix.len() + 1);
-                    if total > limit {
+                    let min = need.min.max(prefix.len() + 1);
+                    if min > limit {
                         alive &= !bit;
                     } else {
                         blocked = true;
-                        want = want.max(total);
+                        want = want.max(need.max.clamp(min, limit));
                     }
                 }
             }
@@ -112,8 +119,11 @@ fn settle(conn: &Conn, set: &ProtocolSet, alive: u64, reason: Unmatched) -> Dete
         .iter()
         .enumerate()
         .filter(|(i, _)| alive & (1u64 << i) != 0)
-        .find(|(_, p)| p.detector().detect(conn.buffered(), &ctx) == Verdict::Match)
-        .map_or(Detected::Unmatched(reason), |(i, _)| Detected::Matched(i))
+        .find_map(|(index, p)| match p.detector().detect(conn.buffered(), &ctx) {
+            Verdict::Match(learned) => Some(Detected::Matched { index, learned }),
+            _ => None,
+        })
+        .unwrap_or(Detected::Unmatched(reason))
 }
 
 #[cfg(test)]

@@ -65,18 +65,18 @@ fn bytes(flight: &[u8]) -> Vec<&[u8]> {
 async fn first_match_in_config_order_wins_whatever_the_segmentation() {
     let set = set_of(vec![magic("SSH-2.0-OpenSSH"), magic("SSH")], 128);
     let banner = b"SSH-2.0-OpenSSH_9.2\r\n";
-    assert_eq!(run(&set, &[banner], true).await.0, Detected::Matched(0));
-    assert_eq!(run(&set, &bytes(banner), true).await.0, Detected::Matched(0));
+    assert_eq!(run(&set, &[banner], true).await.0, matched(0));
+    assert_eq!(run(&set, &bytes(banner), true).await.0, matched(0));
     let dropbear = b"SSH-2.0-dropbear\r\n";
-    assert_eq!(run(&set, &[dropbear], true).await.0, Detected::Matched(1));
-    assert_eq!(run(&set, &bytes(dropbear), true).await.0, Detected::Matched(1));
+    assert_eq!(run(&set, &[dropbear], true).await.0, matched(1));
+    assert_eq!(run(&set, &bytes(dropbear), true).await.0, matched(1));
 }
 
 #[tokio::test]
 async fn reads_stop_at_what_detectors_can_use() {
     let set = set_of(vec![magic("SSH"), with("http", HttpDetector)], 128);
     let (detected, buffered, rest) = run(&set, &[b"SSH-2.0-x\r\nmore bytes"], true).await;
-    assert_eq!(detected, Detected::Matched(0));
+    assert_eq!(detected, matched(0));
     // HTTP needs 4 bytes to rule itself out, so at most 4 were read.
     assert!(buffered.len() <= 4 && buffered.starts_with(b"SSH"), "{buffered:?}");
     let mut all = buffered.clone();
@@ -88,7 +88,7 @@ async fn reads_stop_at_what_detectors_can_use() {
 async fn a_client_that_closes_early_settles_on_the_first_remaining_match() {
     let set = set_of(vec![magic("ECHOLONG"), magic("ECH"), magic("DISCARD")], 128);
     let (detected, buffered, _) = run(&set, &[b"ECH"], true).await;
-    assert_eq!(detected, Detected::Matched(1));
+    assert_eq!(detected, matched(1));
     assert_eq!(buffered, b"ECH");
     let (detected, buffered, _) = run(&set, &[b"EC"], true).await;
     assert_eq!(detected, Detected::Unmatched(Unmatched::PeerClosed));
@@ -123,7 +123,7 @@ async fn max_read_caps_plaintext_detectors_but_not_tls() {
     let hello = include_bytes!("../../../../tests/fixtures/chromium-156-x25519mlkem768-clienthello.bin");
     let segments: Vec<&[u8]> = hello.chunks(500).collect();
     let (detected, buffered, _) = run(&set, &segments, true).await;
-    assert_eq!(detected, Detected::Matched(1));
+    assert_eq!(detected, matched(1));
     assert_eq!(buffered, hello);
 }
 
@@ -134,5 +134,9 @@ async fn connection_state_matchers_decide_before_any_read() {
     let (stream, buffered, mut info) = conn.into_parts();
     info.tls = Some(TlsInfo { server_name: Some("a.test".into()), alpn: None });
     let mut conn = Conn::with_buffered(stream, buffered, info);
-    assert_eq!(detect(&mut conn, &set).await.unwrap().0, Detected::Matched(0));
+    assert_eq!(detect(&mut conn, &set).await.unwrap().0, matched(0));
+}
+
+fn matched(index: usize) -> Detected {
+    Detected::Matched { index, learned: crate::detect::Learned::NOTHING }
 }

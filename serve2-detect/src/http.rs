@@ -1,7 +1,7 @@
 //! HTTP/1.x request lines and the HTTP/2 prior-knowledge preface.
 
-use super::magic::detect_tokens;
-use super::{DetectContext, Detector, Verdict};
+use crate::magic::detect_tokens;
+use crate::{DetectContext, Detector, Verdict};
 
 /// The methods serve2d's `http` kind recognises, each followed by the space
 /// that ends the method token (so `GETX` is not HTTP).
@@ -25,11 +25,11 @@ impl Detector for HttpDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::testing::assert_segmentation_independent;
+    use crate::testing::assert_segmentation_independent;
 
     macro_rules! fixture {
         ($method:literal) => {
-            ($method, include_bytes!(concat!("../../../tests/fixtures/http/curl-", $method, ".bin")).as_slice())
+            ($method, include_bytes!(concat!("../../tests/fixtures/http/curl-", $method, ".bin")).as_slice())
         };
     }
 
@@ -44,9 +44,9 @@ mod tests {
         fixture!("TRACE"),
         fixture!("CONNECT"),
     ];
-    const H2: &[u8] = include_bytes!("../../../tests/fixtures/curl-h2-prior-knowledge.bin");
-    const SSH: &[u8] = include_bytes!("../../../tests/fixtures/openssh-client-banner.bin");
-    const TLS: &[u8] = include_bytes!("../../../tests/fixtures/curl-openssl3-clienthello.bin");
+    const H2: &[u8] = include_bytes!("../../tests/fixtures/curl-h2-prior-knowledge.bin");
+    const SSH: &[u8] = include_bytes!("../../tests/fixtures/openssh-client-banner.bin");
+    const TLS: &[u8] = include_bytes!("../../tests/fixtures/curl-openssl3-clienthello.bin");
 
     fn verdict(flight: &[u8]) -> Verdict {
         assert_segmentation_independent(&HttpDetector, flight, &DetectContext::default())
@@ -56,13 +56,13 @@ mod tests {
     fn every_method_captured_from_curl_matches() {
         for (method, flight) in CAPTURES {
             assert!(flight.starts_with(method.as_bytes()));
-            assert_eq!(verdict(flight), Verdict::Match, "{method}");
+            assert_eq!(verdict(flight), Verdict::MATCH, "{method}");
         }
     }
 
     #[test]
     fn h2_prior_knowledge_matches() {
-        assert_eq!(verdict(H2), Verdict::Match);
+        assert_eq!(verdict(H2), Verdict::MATCH);
     }
 
     #[test]
@@ -75,11 +75,11 @@ mod tests {
     #[test]
     fn asks_for_the_shortest_possible_method() {
         let ctx = DetectContext::default();
-        assert_eq!(HttpDetector.detect(b"", &ctx), Verdict::NeedMore(4));
-        assert_eq!(HttpDetector.detect(b"P", &ctx), Verdict::NeedMore(4));
-        assert_eq!(HttpDetector.detect(b"PA", &ctx), Verdict::NeedMore(6));
-        assert_eq!(HttpDetector.detect(b"PR", &ctx), Verdict::NeedMore(H2_PREFACE.len()));
-        assert_eq!(HttpDetector.detect(b"OPTIONS", &ctx), Verdict::NeedMore(8));
+        assert_eq!(HttpDetector.detect(b"", &ctx), Verdict::need(4));
+        assert_eq!(HttpDetector.detect(b"P", &ctx), Verdict::need(4));
+        assert_eq!(HttpDetector.detect(b"PA", &ctx), Verdict::need(6));
+        assert_eq!(HttpDetector.detect(b"PR", &ctx), Verdict::need(H2_PREFACE.len()));
+        assert_eq!(HttpDetector.detect(b"OPTIONS", &ctx), Verdict::need(8));
         assert_eq!(HttpDetector.detect(b"S", &ctx), Verdict::NoMatch);
     }
 }

@@ -1,6 +1,6 @@
 //! Fixed byte strings ("magics"): serve2d's `proxy`, `echo` and `discard`.
 
-use super::{DetectContext, Detector, Verdict};
+use crate::{DetectContext, Detector, Verdict};
 
 /// Matches when the prefix starts with one of a set of byte strings.
 ///
@@ -48,41 +48,41 @@ pub(crate) fn detect_tokens<'t>(prefix: &[u8], tokens: impl IntoIterator<Item = 
     for token in tokens {
         if prefix.len() >= token.len() {
             if prefix.starts_with(token) {
-                return Verdict::Match;
+                return Verdict::MATCH;
             }
         } else if token.starts_with(prefix) {
             need = Some(need.map_or(token.len(), |n| n.min(token.len())));
         }
     }
-    need.map_or(Verdict::NoMatch, Verdict::NeedMore)
+    need.map_or(Verdict::NoMatch, Verdict::need)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::testing::assert_segmentation_independent;
+    use crate::testing::assert_segmentation_independent;
 
     fn verdict(detector: &MagicDetector, flight: &[u8]) -> Verdict {
         assert_segmentation_independent(detector, flight, &DetectContext::default())
     }
 
-    const OPENSSH_BANNER: &[u8] = include_bytes!("../../../tests/fixtures/openssh-client-banner.bin");
+    const OPENSSH_BANNER: &[u8] = include_bytes!("../../tests/fixtures/openssh-client-banner.bin");
 
     #[test]
     fn ssh_magic_matches_real_openssh_banner() {
         let ssh = MagicDetector::new(["SSH"]).unwrap();
-        assert_eq!(verdict(&ssh, OPENSSH_BANNER), Verdict::Match);
-        assert_eq!(ssh.detect(b"", &DetectContext::default()), Verdict::NeedMore(3));
-        assert_eq!(ssh.detect(b"SS", &DetectContext::default()), Verdict::NeedMore(3));
+        assert_eq!(verdict(&ssh, OPENSSH_BANNER), Verdict::MATCH);
+        assert_eq!(ssh.detect(b"", &DetectContext::default()), Verdict::need(3));
+        assert_eq!(ssh.detect(b"SS", &DetectContext::default()), Verdict::need(3));
     }
 
     #[test]
     fn echo_and_discard_magics() {
         let echo = MagicDetector::new(["ECHO"]).unwrap();
         let discard = MagicDetector::new(["DISCARD"]).unwrap();
-        assert_eq!(verdict(&echo, b"ECHO hello\n"), Verdict::Match);
+        assert_eq!(verdict(&echo, b"ECHO hello\n"), Verdict::MATCH);
         assert_eq!(verdict(&echo, b"DISCARD x"), Verdict::NoMatch);
-        assert_eq!(verdict(&discard, b"DISCARD x"), Verdict::Match);
+        assert_eq!(verdict(&discard, b"DISCARD x"), Verdict::MATCH);
         assert_eq!(verdict(&discard, b"DISCO"), Verdict::NoMatch);
         assert_eq!(verdict(&discard, OPENSSH_BANNER), Verdict::NoMatch);
     }
@@ -91,14 +91,14 @@ mod tests {
     fn arrays_try_shortest_first_and_ask_for_more_while_a_prefix() {
         let multi = MagicDetector::new(["POST", "GET", "OPTIONS"]).unwrap();
         let ctx = DetectContext::default();
-        assert_eq!(multi.detect(b"", &ctx), Verdict::NeedMore(3));
-        assert_eq!(multi.detect(b"G", &ctx), Verdict::NeedMore(3));
-        assert_eq!(multi.detect(b"P", &ctx), Verdict::NeedMore(4));
-        assert_eq!(multi.detect(b"O", &ctx), Verdict::NeedMore(7));
-        assert_eq!(multi.detect(b"OPTIO", &ctx), Verdict::NeedMore(7));
-        assert_eq!(verdict(&multi, b"GET / HTTP/1.1\r\n"), Verdict::Match);
-        assert_eq!(verdict(&multi, b"POST /"), Verdict::Match);
-        assert_eq!(verdict(&multi, b"OPTIONS *"), Verdict::Match);
+        assert_eq!(multi.detect(b"", &ctx), Verdict::need(3));
+        assert_eq!(multi.detect(b"G", &ctx), Verdict::need(3));
+        assert_eq!(multi.detect(b"P", &ctx), Verdict::need(4));
+        assert_eq!(multi.detect(b"O", &ctx), Verdict::need(7));
+        assert_eq!(multi.detect(b"OPTIO", &ctx), Verdict::need(7));
+        assert_eq!(verdict(&multi, b"GET / HTTP/1.1\r\n"), Verdict::MATCH);
+        assert_eq!(verdict(&multi, b"POST /"), Verdict::MATCH);
+        assert_eq!(verdict(&multi, b"OPTIONS *"), Verdict::MATCH);
         assert_eq!(verdict(&multi, b"PUT /"), Verdict::NoMatch);
         assert_eq!(verdict(&multi, b"OPTIONAL"), Verdict::NoMatch);
     }
@@ -106,8 +106,8 @@ mod tests {
     #[test]
     fn overlapping_magics_settle_on_the_shortest() {
         let multi = MagicDetector::new(["SSH-2.0-OpenSSH", "SSH"]).unwrap();
-        assert_eq!(multi.detect(b"SS", &DetectContext::default()), Verdict::NeedMore(3));
-        assert_eq!(verdict(&multi, OPENSSH_BANNER), Verdict::Match);
+        assert_eq!(multi.detect(b"SS", &DetectContext::default()), Verdict::need(3));
+        assert_eq!(verdict(&multi, OPENSSH_BANNER), Verdict::MATCH);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! no latency, rules out look-alikes and leaves SNI and ALPN available for
 //! logging and routing.
 
-use super::{ByteLimit, DetectContext, Detector, Verdict};
+use crate::{ByteLimit, DetectContext, Detector, Verdict};
 
 mod state;
 pub use state::TlsStateMatcher;
@@ -119,8 +119,8 @@ pub struct ClientHelloDetector;
 impl Detector for ClientHelloDetector {
     fn detect(&self, prefix: &[u8], _ctx: &DetectContext<'_>) -> Verdict {
         match scan_client_hello(prefix) {
-            ClientHelloScan::Complete { .. } => Verdict::Match,
-            ClientHelloScan::Incomplete { need } => Verdict::NeedMore(need),
+            ClientHelloScan::Complete { .. } => Verdict::MATCH,
+            ClientHelloScan::Incomplete { need } => Verdict::need(need),
             ClientHelloScan::Invalid => Verdict::NoMatch,
         }
     }

@@ -1,12 +1,12 @@
 use super::*;
-use crate::detect::testing::assert_segmentation_independent;
+use crate::testing::assert_segmentation_independent;
 
-const OPENSSL: &[u8] = include_bytes!("../../../../tests/fixtures/openssl3-s_client-clienthello.bin");
-const CURL: &[u8] = include_bytes!("../../../../tests/fixtures/curl-openssl3-clienthello.bin");
-const RUSTLS_PQ: &[u8] = include_bytes!("../../../../tests/fixtures/rustls-aws-lc-rs-x25519mlkem768-clienthello.bin");
-const CHROMIUM_PQ: &[u8] = include_bytes!("../../../../tests/fixtures/chromium-156-x25519mlkem768-clienthello.bin");
-const SSH: &[u8] = include_bytes!("../../../../tests/fixtures/openssh-client-banner.bin");
-const HTTP_GET: &[u8] = include_bytes!("../../../../tests/fixtures/http/curl-GET.bin");
+const OPENSSL: &[u8] = include_bytes!("../../../tests/fixtures/openssl3-s_client-clienthello.bin");
+const CURL: &[u8] = include_bytes!("../../../tests/fixtures/curl-openssl3-clienthello.bin");
+const RUSTLS_PQ: &[u8] = include_bytes!("../../../tests/fixtures/rustls-aws-lc-rs-x25519mlkem768-clienthello.bin");
+const CHROMIUM_PQ: &[u8] = include_bytes!("../../../tests/fixtures/chromium-156-x25519mlkem768-clienthello.bin");
+const SSH: &[u8] = include_bytes!("../../../tests/fixtures/openssh-client-banner.bin");
+const HTTP_GET: &[u8] = include_bytes!("../../../tests/fixtures/http/curl-GET.bin");
 
 fn verdict(flight: &[u8]) -> Verdict {
     assert_segmentation_independent(&ClientHelloDetector, flight, &DetectContext::default())
@@ -30,7 +30,7 @@ fn split_into_records(hello: &[u8], chunk: usize) -> Vec<u8> {
 fn real_client_hellos_match_whole_and_byte_by_byte() {
     for (name, hello) in [("openssl", OPENSSL), ("curl", CURL), ("rustls pq", RUSTLS_PQ), ("chromium pq", CHROMIUM_PQ)]
     {
-        assert_eq!(verdict(hello), Verdict::Match, "{name}");
+        assert_eq!(verdict(hello), Verdict::MATCH, "{name}");
         assert_eq!(scan_client_hello(hello), ClientHelloScan::Complete { end: hello.len() }, "{name}");
     }
 }
@@ -42,7 +42,7 @@ fn post_quantum_hellos_are_larger_than_common_caps() {
     for end in 0..CHROMIUM_PQ.len() {
         assert!(matches!(
             ClientHelloDetector.detect(&CHROMIUM_PQ[..end], &DetectContext::default()),
-            Verdict::NeedMore(need) if need > end && need <= CHROMIUM_PQ.len()
+            Verdict::NeedMore(need) if need.min > end && need.min <= CHROMIUM_PQ.len()
         ));
     }
 }
@@ -51,7 +51,7 @@ fn post_quantum_hellos_are_larger_than_common_caps() {
 fn client_hello_split_over_several_records_matches_and_parses() {
     for chunk in [1, 3, 100, 1000] {
         let split = split_into_records(CHROMIUM_PQ, chunk);
-        assert_eq!(verdict(&split), Verdict::Match, "chunk {chunk}");
+        assert_eq!(verdict(&split), Verdict::MATCH, "chunk {chunk}");
         let info = parse_client_hello(&split).unwrap();
         assert_eq!(info.server_name.as_deref(), Some("pq.example.test"), "chunk {chunk}");
     }
@@ -61,7 +61,7 @@ fn client_hello_split_over_several_records_matches_and_parses() {
 fn trailing_bytes_after_the_hello_do_not_change_the_verdict() {
     let mut flight = RUSTLS_PQ.to_vec();
     flight.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x01, 0xaa]);
-    assert_eq!(verdict(&flight), Verdict::Match);
+    assert_eq!(verdict(&flight), Verdict::MATCH);
     assert_eq!(scan_client_hello(&flight), ClientHelloScan::Complete { end: RUSTLS_PQ.len() });
 }
 
@@ -93,7 +93,7 @@ fn malformed_headers_are_refused() {
     let mut interleaved = split_into_records(CURL, 100);
     interleaved[105] = 0x17;
     assert_eq!(ClientHelloDetector.detect(&interleaved, &ctx), Verdict::NoMatch);
-    assert_eq!(ClientHelloDetector.detect(cases[5], &ctx), Verdict::NeedMore(9));
+    assert_eq!(ClientHelloDetector.detect(cases[5], &ctx), Verdict::need(9));
 }
 
 #[test]

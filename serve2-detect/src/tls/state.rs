@@ -1,7 +1,7 @@
 //! `tlsmatcher`: matches the state of a TLS session serve2 terminated.
 
-use crate::conn::TlsInfo;
-use crate::detect::{DetectContext, Detector, Verdict};
+use crate::TlsInfo;
+use crate::{DetectContext, Detector, Verdict};
 
 /// Matches a decrypted stream by the properties of its TLS session, reading
 /// no bytes. Without any check configured it matches every TLS session.
@@ -73,7 +73,7 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 impl Detector for TlsStateMatcher {
     fn detect(&self, _prefix: &[u8], ctx: &DetectContext<'_>) -> Verdict {
         match ctx.tls {
-            Some(tls) if self.matches(tls) => Verdict::Match,
+            Some(tls) if self.matches(tls) => Verdict::MATCH,
             _ => Verdict::NoMatch,
         }
     }
@@ -94,15 +94,15 @@ mod tests {
     #[test]
     fn plain_tcp_never_matches() {
         assert_eq!(verdict(&TlsStateMatcher::new(), None), Verdict::NoMatch);
-        assert_eq!(verdict(&TlsStateMatcher::new(), Some(&session(None, None))), Verdict::Match);
+        assert_eq!(verdict(&TlsStateMatcher::new(), Some(&session(None, None))), Verdict::MATCH);
     }
 
     #[test]
     fn server_names_match_case_insensitively_and_by_wildcard() {
         let m = TlsStateMatcher::new().server_names(["Git.Example.com", "*.apps.example.com"]);
-        assert_eq!(verdict(&m, Some(&session(Some("git.example.com"), None))), Verdict::Match);
-        assert_eq!(verdict(&m, Some(&session(Some("GIT.EXAMPLE.COM."), None))), Verdict::Match);
-        assert_eq!(verdict(&m, Some(&session(Some("a.apps.example.com"), None))), Verdict::Match);
+        assert_eq!(verdict(&m, Some(&session(Some("git.example.com"), None))), Verdict::MATCH);
+        assert_eq!(verdict(&m, Some(&session(Some("GIT.EXAMPLE.COM."), None))), Verdict::MATCH);
+        assert_eq!(verdict(&m, Some(&session(Some("a.apps.example.com"), None))), Verdict::MATCH);
         assert_eq!(verdict(&m, Some(&session(Some("a.b.apps.example.com"), None))), Verdict::NoMatch);
         assert_eq!(verdict(&m, Some(&session(Some("apps.example.com"), None))), Verdict::NoMatch);
         assert_eq!(verdict(&m, Some(&session(Some("www.example.com"), None))), Verdict::NoMatch);
@@ -112,15 +112,15 @@ mod tests {
     #[test]
     fn negotiated_protocols_and_mutuality() {
         let h2 = TlsStateMatcher::new().negotiated_protocols(["h2"]);
-        assert_eq!(verdict(&h2, Some(&session(None, Some("h2")))), Verdict::Match);
+        assert_eq!(verdict(&h2, Some(&session(None, Some("h2")))), Verdict::MATCH);
         assert_eq!(verdict(&h2, Some(&session(None, Some("http/1.1")))), Verdict::NoMatch);
         assert_eq!(verdict(&h2, Some(&session(None, None))), Verdict::NoMatch);
         let none = TlsStateMatcher::new().negotiated_protocols([""]);
-        assert_eq!(verdict(&none, Some(&session(None, None))), Verdict::Match);
+        assert_eq!(verdict(&none, Some(&session(None, None))), Verdict::MATCH);
         let mutual = TlsStateMatcher::new().negotiated_protocol_is_mutual(true);
-        assert_eq!(verdict(&mutual, Some(&session(None, Some("ssh")))), Verdict::Match);
+        assert_eq!(verdict(&mutual, Some(&session(None, Some("ssh")))), Verdict::MATCH);
         assert_eq!(verdict(&mutual, Some(&session(None, None))), Verdict::NoMatch);
         let not_mutual = TlsStateMatcher::new().negotiated_protocol_is_mutual(false);
-        assert_eq!(verdict(&not_mutual, Some(&session(None, None))), Verdict::Match);
+        assert_eq!(verdict(&not_mutual, Some(&session(None, None))), Verdict::MATCH);
     }
 }

@@ -1,0 +1,28 @@
+//! `httproute` (not written yet: refuses everything).
+
+use serde::Deserialize;
+
+use crate::registry::{ConfError, FromConf};
+use crate::{DetectContext, Detector, Verdict};
+
+/// Not written yet.
+#[derive(Debug, Clone, Default)]
+pub struct HttpRouteDetector;
+
+/// The keys of `httproute`'s `conf`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Conf {}
+
+impl Detector for HttpRouteDetector {
+    fn detect(&self, _prefix: &[u8], _ctx: &DetectContext<'_>) -> Verdict {
+        Verdict::NoMatch
+    }
+}
+
+impl FromConf for HttpRouteDetector {
+    type Conf = Conf;
+    fn from_conf(_conf: Conf) -> Result<Self, ConfError> {
+        Ok(Self)
+    }
+}
