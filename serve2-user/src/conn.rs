@@ -263,6 +263,33 @@ impl Conn {
         self.stream.read_buf(&mut (&mut self.buffered).limit(max)).await
     }
 
+    /// Drops the first `len` buffered bytes for good (a PROXY header read
+    /// before detection), reading them out of the socket if they were only
+    /// peeked at.
+    pub(crate) async fn discard_front(&mut self, len: usize) -> io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let len = len.min(self.buffered().len());
+        if self.peeked {
+            // Queued in the socket already: this read completes at once.
+            let mut header = vec![0u8; len];
+            self.stream.read_exact(&mut header).await?;
+        }
+        let start = self.replayed;
+        self.buffered.drain(start..start + len);
+        if self.buffered.len() == self.replayed {
+            // Nothing peeked is left to stand for.
+            self.peeked = false;
+        }
+        Ok(())
+    }
+
+    /// Replaces the addresses the connection is known by (those a trusted
+    /// PROXY header announced).
+    pub(crate) fn set_addresses(&mut self, peer: SocketAddr, local: SocketAddr) {
+        self.info.peer = canonical_addr(peer);
+        self.info.local = canonical_addr(local);
+    }
+
     /// Ends detection: peeked bytes are left to the socket's next reader.
     /// Returns how many bytes detection saw.
     pub(crate) fn end_detection(&mut self) -> usize {

@@ -51,6 +51,7 @@ pub mod listener;
 pub mod logging;
 pub mod ports;
 pub mod protocol;
+pub mod proxy_header;
 pub mod relay;
 pub mod router;
 pub mod server;

@@ -226,12 +226,16 @@ impl Default for DetectLimits {
 /// The most protocols one set may hold (detection state is a bit mask).
 pub const MAX_PROTOCOLS: usize = 64;
 
-/// Protocols tried in order, an optional fallback, and detection limits.
+/// Protocols tried in order, an optional fallback, and detection limits;
+/// or a `forward` route that skips detection.
 #[derive(Debug, Clone, Default)]
 pub struct ProtocolSet {
     protocols: Vec<Protocol>,
     fallback: Option<Protocol>,
     limits: DetectLimits,
+    forward: Option<Protocol>,
+    on_timeout: Option<Protocol>,
+    accept_proxy: Arc<[ipnet::IpNet]>,
 }
 
 /// Why a [`ProtocolSet`] could not be built.
@@ -253,7 +257,48 @@ impl ProtocolSet {
         if protocols.len() > MAX_PROTOCOLS {
             return Err(ProtocolSetError::TooMany(protocols.len()));
         }
-        Ok(Self { protocols, fallback, limits })
+        Ok(Self { protocols, fallback, limits, ..Self::default() })
+    }
+
+    /// A set that detects nothing: every connection goes to `route` at
+    /// accept (for server-first protocols such as SMTP or MySQL).
+    pub fn forward(route: Protocol, limits: DetectLimits) -> Self {
+        Self { forward: Some(route), limits, ..Self::default() }
+    }
+
+    /// Where a client that sent nothing before the detection deadline goes
+    /// (bytes that matched nothing still go to the fallback).
+    pub fn with_on_timeout(mut self, route: Option<Protocol>) -> Self {
+        self.on_timeout = route;
+        self
+    }
+
+    /// Sources (prefixes) that must start with a PROXY header, which is
+    /// read and stripped before detection.
+    pub fn with_accept_proxy(mut self, sources: Vec<ipnet::IpNet>) -> Self {
+        self.accept_proxy = sources.into();
+        self
+    }
+
+    /// The route taking every connection without detection, if any.
+    pub fn forward_route(&self) -> Option<&Protocol> {
+        self.forward.as_ref()
+    }
+
+    /// The route for silent clients, if any.
+    pub fn on_timeout(&self) -> Option<&Protocol> {
+        self.on_timeout.as_ref()
+    }
+
+    /// Whether connections from `peer` must start with a PROXY header.
+    pub fn expects_proxy_header(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.accept_proxy.iter().any(|net| net.contains(&peer))
+    }
+
+    /// Whether any source is trusted to send PROXY headers.
+    pub fn accepts_proxy_headers(&self) -> bool {
+        !self.accept_proxy.is_empty()
     }
 
     /// The protocols, in detection order.

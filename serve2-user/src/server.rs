@@ -15,8 +15,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::conn::{Conn, ConnInfo, canonical_addr};
-use crate::detect::engine::{Detected, detect};
-use crate::protocol::{Handled, HandlerError, ProtocolSet, RelayJob, RelayRun};
+use crate::detect::engine::{Detected, Detection, Unmatched, detect};
+use crate::protocol::{Handled, HandlerError, Protocol, ProtocolSet, RelayJob, RelayRun};
 use crate::router::Router;
 use crate::summary::Summary;
 
@@ -262,7 +262,15 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
     let set = router.for_port(local.port());
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
     let mut summary = Summary::new(local, accepted);
-    let relay = dispatch(Conn::new(stream, info), set, &mut summary).instrument(span.clone()).await;
+    let mut conn = Conn::new(stream, info);
+    let relay = async {
+        if set.expects_proxy_header(peer.ip()) && !receive_proxy_header(&mut conn, &mut summary).await {
+            return None;
+        }
+        dispatch(conn, set, &mut summary).await
+    }
+    .instrument(span.clone())
+    .await;
     match relay {
         Some(job) => Some(Tail { span, summary, run: job.run() }),
         None => {
@@ -272,26 +280,49 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
     }
 }
 
+/// Reads and strips the PROXY header a trusted source must send first;
+/// its addresses replace the connection's. False (and logged) when there is
+/// none or it is broken: the connection is then closed.
+async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
+    use crate::proxy_header::{Received, receive};
+    let deadline = conn.info().detect_deadline;
+    loop {
+        let failure = match receive(conn.buffered()) {
+            Received::Complete { len, addresses } => match conn.discard_front(len).await {
+                Ok(()) => {
+                    if let Some((peer, local)) = addresses {
+                        conn.set_addresses(peer, local);
+                        summary.proxied_from(conn.info().peer);
+                    }
+                    return true;
+                }
+                Err(e) => e.to_string(),
+            },
+            Received::Incomplete(need) => {
+                let more = need.saturating_sub(conn.buffered().len()).max(1);
+                match tokio::time::timeout_at(deadline, conn.buffer_more(more)).await {
+                    Ok(Ok(0)) => "client closed before its PROXY header ended".to_owned(),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "no PROXY header before the detection deadline".to_owned(),
+                }
+            }
+            Received::Invalid(why) => why,
+        };
+        summary.push("proxy-header");
+        summary.finish_failed(HandlerError::Other(format!("acceptProxy: {failure}")));
+        return false;
+    }
+}
+
 /// Detects, hands over, and detects again on the transports handlers return,
 /// until a handler is done with the connection or hands back a relay.
 async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> Option<RelayJob> {
     loop {
-        let protocol = match detect(&mut conn, set).await {
-            Ok((Detected::Matched { index, .. }, _)) => &set.protocols()[index],
-            Ok((Detected::Unmatched(reason), seen)) => {
-                summary.unmatched = Some(reason);
-                match set.fallback() {
-                    Some(fallback) => fallback,
-                    None => {
-                        summary.closed_unmatched(seen);
-                        return None;
-                    }
-                }
-            }
-            Err(e) => {
-                summary.finish_failed(HandlerError::Client(e));
-                return None;
-            }
+        let protocol = match set.forward_route() {
+            // Server-first ports: dial at accept, before the client says anything.
+            Some(forward) if conn.info().depth == 0 => forward,
+            _ => choose(&mut conn, set, summary).await?,
         };
         summary.push(protocol.name());
         match protocol.handler().handle(conn).await {
@@ -309,5 +340,32 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> O
             Err(e) => summary.finish_failed(e),
         }
         return None;
+    }
+}
+
+/// Runs detection and picks the protocol: the match, the `onTimeout` route
+/// for a client that sent nothing, the fallback, or none (then the
+/// connection is closed and `summary` says why).
+async fn choose<'s>(conn: &mut Conn, set: &'s ProtocolSet, summary: &mut Summary) -> Option<&'s Protocol> {
+    match detect(conn, set).await {
+        Ok(Detection { detected: Detected::Matched { index, .. }, names, .. }) => {
+            summary.learned(names);
+            set.protocols().get(index)
+        }
+        Ok(Detection { detected: Detected::Unmatched(reason), seen, .. }) => {
+            summary.unmatched = Some(reason);
+            let route = match (reason, seen) {
+                (Unmatched::Timeout, 0) => set.on_timeout().or(set.fallback()),
+                _ => set.fallback(),
+            };
+            if route.is_none() {
+                summary.closed_unmatched(seen);
+            }
+            route
+        }
+        Err(e) => {
+            summary.finish_failed(HandlerError::Client(e));
+            None
+        }
     }
 }

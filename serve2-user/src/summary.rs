@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use tokio::time::Instant;
 
-use crate::detect::engine::Unmatched;
+use crate::detect::engine::{LearnedNames, Unmatched};
 use crate::protocol::{End, HandlerError, Report};
 
 /// What happened to a connection, filled in as it moves through layers.
@@ -19,12 +19,41 @@ pub(crate) struct Summary {
     report: Report,
     /// Bytes buffered when a connection was closed unmatched.
     unmatched_bytes: usize,
+    /// Names detection learned (SNI, Host), escaped.
+    names: LearnedNames,
+    /// The client as a trusted PROXY header announced it.
+    client: Option<SocketAddr>,
 }
 
 impl Summary {
     /// The summary of a connection to `local`, accepted at `accepted`.
     pub fn new(local: SocketAddr, accepted: Instant) -> Self {
-        Self { local, accepted, chain: String::new(), unmatched: None, report: Report::default(), unmatched_bytes: 0 }
+        Self {
+            local,
+            accepted,
+            chain: String::new(),
+            unmatched: None,
+            report: Report::default(),
+            unmatched_bytes: 0,
+            names: LearnedNames::default(),
+            client: None,
+        }
+    }
+
+    /// Records the names the matching detector learned (the last layer's
+    /// win when several layers learn one).
+    pub fn learned(&mut self, names: LearnedNames) {
+        if names.server_name.is_some() {
+            self.names.server_name = names.server_name;
+        }
+        if names.host.is_some() {
+            self.names.host = names.host;
+        }
+    }
+
+    /// Records the client address a trusted PROXY header announced.
+    pub fn proxied_from(&mut self, client: SocketAddr) {
+        self.client = Some(client);
     }
 
     pub fn push(&mut self, protocol: &str) {
@@ -64,14 +93,17 @@ impl Summary {
         let target = self.report.target.as_deref().unwrap_or("-");
         let ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0);
         let (up, down) = (self.report.from_client, self.report.to_client);
+        let sni = self.names.server_name.as_deref();
+        let host = self.names.host.as_deref();
+        let client = self.client.map(tracing::field::display);
         if self.chain.is_empty() {
             let reason = fallback.unwrap_or("no-match");
             tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = %reason, "closed: no protocol matched");
         } else if let End::Failed(error) = &self.report.end {
-            tracing::warn!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, %ms, end = %error, "connection failed");
+            tracing::warn!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, end = %error, "connection failed");
         } else {
             let end = &self.report.end;
-            tracing::info!(target: "serve2::conn", %local, %chain, fallback, %target, up, down, %ms, %end, "connection");
+            tracing::info!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, %end, "connection");
         }
     }
 }

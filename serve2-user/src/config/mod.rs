@@ -9,6 +9,7 @@ mod error;
 mod locate;
 mod protocols;
 pub mod raw;
+mod routes;
 mod steer;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 pub use address::{ListenAddress, check_target, parse_listen_address};
 pub use error::{ConfigError, JsonPath, Problem, Segment};
-pub use protocols::KINDS;
+pub use protocols::{BUILTIN_KINDS, kinds};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
@@ -188,7 +189,12 @@ impl<'s> Checker<'s> {
         let owned = policies.iter().fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
         let top_level_needed =
             raw.address.is_some() || steer.as_ref().is_none_or(|s| !s.configured().difference(&owned).is_empty());
-        let protocols = self.protocol_set(&root.key("protocols"), &raw.protocols, limits, shared, !top_level_needed);
+        let routes = routes::RawRoutes {
+            forward: raw.forward.as_ref(),
+            on_timeout: raw.on_timeout.as_ref(),
+            accept_proxy: raw.accept_proxy.as_deref(),
+        };
+        let protocols = self.routed_set(&root, &raw.protocols, &routes, limits, shared, !top_level_needed);
         if raw.address.is_none() && steer.is_none() {
             self.problem(root, "address or steer is required (for example \"address\": \":8080\")".into());
         }
@@ -234,8 +240,9 @@ impl<'s> Checker<'s> {
         limits: DetectLimits,
         shared: protocols::Shared,
         allow_empty: bool,
+        first: Option<Protocol>,
     ) -> Option<ProtocolSet> {
-        let mut detected: Vec<Protocol> = Vec::new();
+        let mut detected: Vec<Protocol> = first.into_iter().collect();
         let mut fallback: Option<(usize, Protocol)> = None;
         let mut complete = true;
         for (index, entry) in raw.iter().enumerate() {

@@ -11,17 +11,26 @@ use serde_json::value::RawValue;
 use super::Checker;
 use super::address::check_target;
 use super::error::JsonPath;
-use super::raw::{EmptyConf, HttpConf, OneOrMany, ProxyConf, RawProtocol, TlsConf, TlsMatcherConf};
+use super::raw::{
+    EmptyConf, HttpConf, OneOrMany, ProxyConf, ROUTE_KEYS, RawProtocol, RouteConf, TlsConf, TlsMatcherConf,
+};
 use crate::detect::{ClientHelloDetector, Detector, HttpDetector, MagicDetector, NeverDetector, TlsStateMatcher};
 use crate::handler::{
     BackendVerification, DiscardHandler, EchoHandler, FileServer, NotFound, ProxyHandler, TlsConfigError,
     TlsTerminator, client_config, load_certificates, load_private_key, server_config,
 };
 use crate::protocol::{Handler, Protocol};
+use crate::proxy_header::ProxyVersion;
 use crate::relay::RelayMode;
 
-/// The kinds serve2d knows.
-pub const KINDS: [&str; 6] = ["proxy", "tls", "tlsmatcher", "http", "echo", "discard"];
+/// The kinds serve2d knew, handled here; every other kind is a routed kind
+/// of [`serve2_detect::registry`].
+pub const BUILTIN_KINDS: [&str; 6] = ["proxy", "tls", "tlsmatcher", "http", "echo", "discard"];
+
+/// Every kind a configuration may name.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    BUILTIN_KINDS.into_iter().chain(serve2_detect::registry::KINDS.iter().map(|k| k.name))
+}
 
 /// Settings shared by every protocol of a configuration.
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +76,12 @@ impl Checker<'_> {
         let (detector, handler): (Arc<dyn Detector>, Arc<dyn Handler>) = match kind {
             "proxy" => {
                 let conf: ProxyConf = self.conf(&at, raw.conf)?;
-                let target = self.target(&at.key("conf").key("target"), &conf.target)?;
+                let route = RouteConf {
+                    target: conf.target,
+                    proxy_protocol: conf.proxy_protocol,
+                    transparent: conf.transparent,
+                };
+                let handler = self.route(&at.key("conf"), &route, shared)?;
                 let detector: Arc<dyn Detector> = match conf.magic {
                     Some(magic) => Arc::new(self.magic(&at.key("conf").key("magic"), magic)?),
                     None if raw.default => Arc::new(NeverDetector),
@@ -78,7 +92,7 @@ impl Checker<'_> {
                         return None;
                     }
                 };
-                (detector, Arc::new(ProxyHandler::new(target, shared.connect_timeout).with_relay(shared.relay)))
+                (detector, Arc::new(handler))
             }
             "tls" => {
                 let conf: TlsConf = self.conf(&at, raw.conf)?;
@@ -86,8 +100,12 @@ impl Checker<'_> {
             }
             "tlsmatcher" => {
                 let conf: TlsMatcherConf = self.conf(&at, raw.conf)?;
-                let target = self.target(&at.key("conf").key("target"), &conf.target)?;
-                let mut handler = ProxyHandler::new(target, shared.connect_timeout).with_relay(shared.relay);
+                let route = RouteConf {
+                    target: conf.target.clone(),
+                    proxy_protocol: conf.proxy_protocol.clone(),
+                    transparent: conf.transparent,
+                };
+                let mut handler = self.route(&at.key("conf"), &route, shared)?;
                 if conf.dial_tls {
                     handler = handler.with_tls(self.backend_tls(&at, &conf)?);
                 }
@@ -105,13 +123,79 @@ impl Checker<'_> {
                     if kind == "echo" { Arc::new(EchoHandler) } else { Arc::new(DiscardHandler) };
                 (detector, handler)
             }
-            other => {
-                let message = format!("unknown kind `{other}`; expected one of {}", KINDS.join(", "));
-                self.problem(at.key("kind"), message);
+            other => match serve2_detect::registry::kind(other) {
+                Some(routed) => self.routed(&at, routed, raw, shared)?,
+                None => {
+                    let known: Vec<&str> = kinds().collect();
+                    let message = format!("unknown kind `{other}`; expected one of {}", known.join(", "));
+                    self.problem(at.key("kind"), message);
+                    return None;
+                }
+            },
+        };
+        Some(Protocol::from_arcs(kind, detector, handler))
+    }
+
+    /// A routed kind: the route keys of `conf` make the handler, the rest
+    /// its detector.
+    fn routed(
+        &mut self,
+        at: &JsonPath,
+        kind: &serve2_detect::registry::Kind,
+        raw: &RawProtocol<'_>,
+        shared: Shared,
+    ) -> Option<(Arc<dyn Detector>, Arc<dyn Handler>)> {
+        let conf_at = at.key("conf");
+        let mut keys: serde_json::Map<String, serde_json::Value> = self.conf(at, raw.conf)?;
+        let route: serde_json::Map<String, serde_json::Value> =
+            ROUTE_KEYS.iter().filter_map(|&k| keys.remove_entry(k)).collect();
+        let route: Option<RouteConf> = match serde_path_to_error::deserialize(serde_json::Value::Object(route)) {
+            Ok(route) => Some(route),
+            Err(e) => {
+                let message = strip_position(&e.inner().to_string());
+                let path = conf_at.join_serde(e.path());
+                self.problem(if path == conf_at { at.clone() } else { path }, format!("conf: {message}"));
+                None
+            }
+        };
+        let handler = route.and_then(|route| self.route(&conf_at, &route, shared));
+        let detector = match kind.build(serde_json::Value::Object(keys)) {
+            Ok(detector) => Some(detector),
+            Err(e) => {
+                let path = e.path.iter().fold(conf_at.clone(), |path, key| match key {
+                    serve2_detect::registry::ConfKey::Key(k) => path.key(k),
+                    serve2_detect::registry::ConfKey::Index(i) => path.index(*i),
+                });
+                let mut message = strip_position(&e.message);
+                if message.starts_with("unknown field") {
+                    message = format!("{message}; or a route key: {}", ROUTE_KEYS.join(", "));
+                }
+                self.problem(path, message);
+                None
+            }
+        };
+        Some((detector?, Arc::new(handler?)))
+    }
+
+    /// The shared route handler for `route` (at `at`: the object holding
+    /// its keys).
+    pub(super) fn route(&mut self, at: &JsonPath, route: &RouteConf, shared: Shared) -> Option<ProxyHandler> {
+        let target = self.target(&at.key("target"), &route.target);
+        let header = match route.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(ProxyVersion::V1),
+            Some("v2") => Some(ProxyVersion::V2),
+            Some(other) => {
+                self.problem(at.key("proxyProtocol"), format!("`{other}`: expected \"v1\" or \"v2\""));
                 return None;
             }
         };
-        Some(Protocol::from_arcs(kind, detector, handler))
+        Some(
+            ProxyHandler::new(target?, shared.connect_timeout)
+                .with_relay(shared.relay)
+                .with_proxy_header(header)
+                .with_transparent(route.transparent),
+        )
     }
 
     fn target(&mut self, at: &JsonPath, target: &str) -> Option<String> {

@@ -36,6 +36,12 @@ pub struct RawConfig<'a> {
     pub relay: Option<String>,
     /// Worker threads (serve2 addition); default: one per CPU.
     pub workers: Option<u64>,
+    /// Skip detection: dial this route at accept (serve2 addition).
+    pub forward: Option<RouteConf>,
+    /// Where a client that sent nothing by `detectTimeout` goes (serve2 addition).
+    pub on_timeout: Option<RouteConf>,
+    /// Source prefixes that must send a PROXY header first (serve2 addition).
+    pub accept_proxy: Option<Vec<String>>,
 }
 
 /// One entry of `protocols`.
@@ -60,7 +66,30 @@ pub struct ProxyConf {
     pub magic: Option<OneOrMany>,
     /// `host:port` to dial.
     pub target: String,
+    /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    pub proxy_protocol: Option<String>,
+    /// Connect from the client's address (serve2 addition).
+    #[serde(default)]
+    pub transparent: bool,
 }
+
+/// A route as written: `forward`, `onTimeout`, and the route keys of every
+/// dialling kind's `conf`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RouteConf {
+    /// `host:port` to dial.
+    pub target: String,
+    /// Send a PROXY header first: `"v1"` or `"v2"`.
+    pub proxy_protocol: Option<String>,
+    /// Connect from the client's address.
+    #[serde(default)]
+    pub transparent: bool,
+}
+
+/// The keys of [`RouteConf`], taken out of a routed kind's `conf` before
+/// the rest goes to its detector.
+pub const ROUTE_KEYS: [&str; 3] = ["target", "proxyProtocol", "transparent"];
 
 /// `tls`'s `conf`.
 #[derive(Debug, Deserialize)]
@@ -87,6 +116,11 @@ pub struct TlsMatcherConf {
     pub negotiated_protocol_is_mutual: Option<bool>,
     /// `host:port` to dial.
     pub target: String,
+    /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    pub proxy_protocol: Option<String>,
+    /// Connect from the client's address (serve2 addition).
+    #[serde(default)]
+    pub transparent: bool,
     /// Speak TLS to the target with the client's SNI and ALPN.
     #[serde(rename = "dialTLS", default)]
     pub dial_tls: bool,

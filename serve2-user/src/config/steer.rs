@@ -37,8 +37,14 @@ pub struct RawPolicy<'a> {
     /// The steered ports this policy owns.
     pub ports: Vec<PortSpec>,
     /// The protocols for these ports, as at the top level.
-    #[serde(borrow)]
+    #[serde(default, borrow)]
     pub protocols: Vec<RawProtocol<'a>>,
+    /// Skip detection: dial this route at accept.
+    pub forward: Option<super::raw::RouteConf>,
+    /// Where a client that sent nothing by `detectTimeout` goes.
+    pub on_timeout: Option<super::raw::RouteConf>,
+    /// Source prefixes that must send a PROXY header first.
+    pub accept_proxy: Option<Vec<String>>,
     /// Overrides the top-level `maxRead`.
     pub max_read: Option<u64>,
     /// Overrides the top-level `detectTimeout`.
@@ -184,7 +190,12 @@ impl Checker<'_> {
                 timeout: self.seconds(&at.key("detectTimeout"), policy.detect_timeout, limits.timeout),
                 ..limits
             };
-            let protocols = self.protocol_set(&at.key("protocols"), &policy.protocols, limits, shared, false);
+            let routes = super::routes::RawRoutes {
+                forward: policy.forward.as_ref(),
+                on_timeout: policy.on_timeout.as_ref(),
+                accept_proxy: policy.accept_proxy.as_deref(),
+            };
+            let protocols = self.routed_set(&at, &policy.protocols, &routes, limits, shared, false);
             let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
             if let Some(protocols) = protocols {
                 policies.push(Policy { name, ports, protocols });

@@ -132,7 +132,7 @@ fn kinds_and_defaults_are_checked() {
     let error = problem("{\"address\": \":80\", \"protocols\": [{\"kind\": \"gopher\"}]}");
     assert_eq!(
         error,
-        "1:43 protocols[0].kind: unknown kind `gopher`; expected one of proxy, tls, tlsmatcher, http, echo, discard"
+        "1:43 protocols[0].kind: unknown kind `gopher`; expected one of proxy, tls, tlsmatcher, http, echo, discard, ssh, tlsroute, httproute, h2c, openvpn, socks5, rdp, xmpp, postgres, tinc, syslog, adb, mqtt, regex"
     );
     let error = problem(
         "{\"address\": \":80\", \"protocols\": [{\"kind\": \"echo\", \"default\": true}, {\"kind\": \"discard\", \"default\": true}]}",

@@ -49,11 +49,62 @@ pub enum Detected {
 ///
 /// Order is strict: a match counts only once every protocol before it has
 /// refused, so the verdict never depends on how the bytes were segmented.
-/// Also returns how many bytes detection saw.
-pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<(Detected, usize)> {
-    let detected = detect_buffered(conn, set).await;
+/// Also returns how many bytes detection saw, and the names the winner
+/// learned (copied out: peeked bytes are gone once detection ends).
+pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detection> {
+    let detected = detect_buffered(conn, set).await?;
+    let names = match &detected {
+        Detected::Matched { learned, .. } => LearnedNames::new(learned, conn.buffered()),
+        Detected::Unmatched(_) => LearnedNames::default(),
+    };
     let seen = conn.end_detection();
-    Ok((detected?, seen))
+    Ok(Detection { detected, seen, names })
+}
+
+/// The engine's full answer.
+#[derive(Debug)]
+pub(crate) struct Detection {
+    /// Who won, if anyone.
+    pub detected: Detected,
+    /// Bytes detection saw.
+    pub seen: usize,
+    /// The names the winning detector learned.
+    pub names: LearnedNames,
+}
+
+/// Names a detector learned, escaped and capped for log lines: bytes from
+/// the wire never reach a log unescaped.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct LearnedNames {
+    /// The TLS SNI host name, lowercased.
+    pub server_name: Option<String>,
+    /// The HTTP host.
+    pub host: Option<String>,
+}
+
+/// The longest name kept (a DNS name is at most 253 bytes).
+const MAX_NAME: usize = 253;
+
+impl LearnedNames {
+    fn new(learned: &Learned, prefix: &[u8]) -> Self {
+        let name = |span: Option<crate::detect::Span>| span.map(|s| escape_name(s.of(prefix)));
+        Self { server_name: name(learned.server_name), host: name(learned.host) }
+    }
+}
+
+/// Lowercases, escapes anything outside printable ASCII, and caps length.
+pub(crate) fn escape_name(raw: &[u8]) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_NAME));
+    for &b in raw.iter().take(MAX_NAME) {
+        match b {
+            b'!'..=b'~' if b != b'\\' && b != b'"' => out.push(char::from(b.to_ascii_lowercase())),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if raw.len() > MAX_NAME {
+        out.push('…');
+    }
+    out
 }
 
 async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detected> {

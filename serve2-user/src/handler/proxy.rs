@@ -1,4 +1,7 @@
-//! `proxy` and `tlsmatcher`: dial a backend, replay the detected bytes, relay.
+//! The route every dialling kind shares (`proxy`, `tlsmatcher`, `ssh`,
+//! `tlsroute`… and `forward` / `onTimeout`): dial the target — from the
+//! client's own address with `transparent` — send a PROXY header first with
+//! `proxyProtocol`, replay the detected bytes, relay.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +13,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::conn::{Conn, ConnInfo, Stream};
 use crate::protocol::{Handled, Handler, HandlerError, HandlerFuture, RelayJob};
+use crate::proxy_header::{self, ProxyVersion};
 use crate::relay::RelayMode;
 
 /// Forwards connections to a backend address, replaying what detection read.
@@ -19,13 +23,37 @@ pub struct ProxyHandler {
     connect_timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
     relay: RelayMode,
+    proxy_header: Option<ProxyVersion>,
+    transparent: bool,
 }
 
 impl ProxyHandler {
     /// Forwards to `target` (`host:port`, resolved at each connection),
     /// giving up on backends that do not answer within `connect_timeout`.
     pub fn new(target: impl Into<String>, connect_timeout: Duration) -> Self {
-        Self { target: Arc::from(target.into()), connect_timeout, tls: None, relay: RelayMode::default() }
+        Self {
+            target: Arc::from(target.into()),
+            connect_timeout,
+            tls: None,
+            relay: RelayMode::default(),
+            proxy_header: None,
+            transparent: false,
+        }
+    }
+
+    /// Sends a PROXY header (`proxyProtocol`) before anything else: the
+    /// client's address and the address and port it dialled.
+    pub fn with_proxy_header(mut self, version: Option<ProxyVersion>) -> Self {
+        self.proxy_header = version;
+        self
+    }
+
+    /// Connects to the backend from the client's own address
+    /// (`transparent`; needs CAP_NET_ADMIN and the routing set-up in the
+    /// README).
+    pub fn with_transparent(mut self, transparent: bool) -> Self {
+        self.transparent = transparent;
+        self
     }
 
     /// Relays raw TCP connections with `mode` (default: splice).
@@ -60,8 +88,12 @@ impl ProxyHandler {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, HandlerError> {
-        let stream = self.bounded(TcpStream::connect(&*self.target)).await?;
+    async fn connect(&self, client: &ConnInfo) -> Result<TcpStream, HandlerError> {
+        let stream = if self.transparent {
+            self.bounded(connect_transparent(&self.target, client.peer)).await?
+        } else {
+            self.bounded(TcpStream::connect(&*self.target)).await?
+        };
         stream.set_nodelay(true).map_err(|source| self.backend_error(source))?;
         Ok(stream)
     }
@@ -85,6 +117,35 @@ impl ProxyHandler {
     }
 }
 
+/// Connects to `target` from `client`'s address (any port), with
+/// IP_TRANSPARENT so the kernel lets serve2 use an address it does not own.
+async fn connect_transparent(target: &str, client: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let source = std::net::SocketAddr::new(client.ip().to_canonical(), 0);
+    let mut last = None;
+    // The source must be of the backend's family: sniproxy's bug was to mix them.
+    for addr in tokio::net::lookup_host(target).await?.filter(|a| a.is_ipv4() == source.is_ipv4()) {
+        let family = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+        let socket = socket2::Socket::new(family, socket2::Type::STREAM.nonblocking(), Some(socket2::Protocol::TCP))?;
+        if addr.is_ipv4() {
+            socket.set_ip_transparent_v4(true)?;
+        } else {
+            socket.set_ip_transparent_v6(true)?;
+        }
+        socket.bind(&source.into())?;
+        match tokio::net::TcpSocket::from_std_stream(socket.into()).connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("transparent: {target} has no {family} address for the client {client} to connect from"),
+        )
+    }))
+}
+
 /// The host part of `host:port` or `[v6]:port`.
 fn host_of(target: &str) -> &str {
     let host = target.rsplit_once(':').map_or(target, |(host, _)| host);
@@ -98,15 +159,20 @@ impl Handler for ProxyHandler {
             let (client, replay, info) = conn.into_parts();
             // Connecting and TLS handshakes are boxed: their state is large
             // and short-lived, while the relay below may idle for hours.
-            let tcp = Box::pin(self.connect()).await?;
+            let tcp = Box::pin(self.connect(&info)).await?;
             let mut backend = match &self.tls {
                 Some(config) => Box::pin(self.originate_tls(config, &info, tcp)).await?,
                 None => Stream::Tcp(tcp),
             };
-            drop(info);
             let replayed = replay.len() as u64;
-            if !replay.is_empty() {
-                let written = backend.write_all(&replay).await;
+            // The header and the replay in one write: one segment, one syscall.
+            let first = match self.proxy_header {
+                Some(version) => [proxy_header::encode(version, info.peer, info.local), replay].concat(),
+                None => replay,
+            };
+            drop(info);
+            if !first.is_empty() {
+                let written = backend.write_all(&first).await;
                 if let Err(source) = written {
                     return Err(self.backend_error(source));
                 }

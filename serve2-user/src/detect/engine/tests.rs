@@ -45,7 +45,7 @@ async fn run(set: &ProtocolSet, chunks: &[&[u8]], close: bool) -> (Detected, Vec
         }
         client
     });
-    let detected = detect(&mut conn, set).await.unwrap().0;
+    let detected = detect(&mut conn, set).await.unwrap().detected;
     let buffered = conn.buffered().to_vec();
     let client = writer.await.unwrap();
     let mut rest = Vec::new();
@@ -110,7 +110,7 @@ async fn a_silent_client_times_out_at_the_deadline_with_its_bytes_kept() {
     let (mut conn, mut client) = pipe();
     client.write_all(b"DIS").await.unwrap();
     let started = tokio::time::Instant::now();
-    let detected = detect(&mut conn, &set).await.unwrap().0;
+    let detected = detect(&mut conn, &set).await.unwrap().detected;
     assert_eq!(detected, Detected::Unmatched(Unmatched::Timeout));
     assert_eq!(conn.buffered(), b"DIS");
     assert!(started.elapsed() >= Duration::from_secs(5));
@@ -134,7 +134,7 @@ async fn connection_state_matchers_decide_before_any_read() {
     let (stream, buffered, mut info) = conn.into_parts();
     info.tls = Some(TlsInfo { server_name: Some("a.test".into()), alpn: None });
     let mut conn = Conn::with_buffered(stream, buffered, info);
-    assert_eq!(detect(&mut conn, &set).await.unwrap().0, matched(0));
+    assert_eq!(detect(&mut conn, &set).await.unwrap().detected, matched(0));
 }
 
 fn matched(index: usize) -> Detected {
