@@ -49,6 +49,9 @@ pub struct SteeringStatus {
     pub steered: usize,
     /// Ports a range named but another socket listened on at start.
     pub skipped: String,
+    /// Ports left unsteered because a local target listens there.
+    #[serde(default)]
+    pub local_targets: String,
     /// Ports excluded by configuration.
     pub excluded: String,
     /// Local prefixes steering is limited to (empty: all).
@@ -135,6 +138,9 @@ impl fmt::Display for Status {
             Some(steering) => {
                 writeln!(f, "steering: {} ports: {}", steering.steered, steering.ports)?;
                 writeln!(f, "  skipped (another socket listened at start): {}", steering.skipped)?;
+                if !steering.local_targets.is_empty() && steering.local_targets != "-" {
+                    writeln!(f, "  not steered (local targets): {}", steering.local_targets)?;
+                }
                 writeln!(f, "  excluded: {}", steering.excluded)?;
                 let scope =
                     if steering.scope.is_empty() { "every local address".into() } else { steering.scope.join(", ") };

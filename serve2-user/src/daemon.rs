@@ -151,6 +151,9 @@ fn start_steering(
         ms = %format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
         "steering attached"
     );
+    if !plan.local_targets.is_empty() {
+        tracing::info!(ports = %plan.local_targets, "not steering ports of local targets (they would loop back)");
+    }
     if !plan.skipped.is_empty() {
         tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
     }
@@ -199,6 +202,7 @@ fn steering_status(config: &Config, steering: Option<&Steering>) -> Option<Steer
         ports: plan.steered.to_string(),
         steered: plan.steered.len(),
         skipped: plan.skipped.to_string(),
+        local_targets: plan.local_targets.to_string(),
         excluded: steer.exclude.to_string(),
         scope: steer.scope.iter().map(ToString::to_string).collect(),
         counters: Default::default(),

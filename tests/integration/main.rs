@@ -12,6 +12,7 @@ mod http;
 mod limits;
 mod openssh;
 mod proxy;
+mod routes;
 mod steer;
 mod support;
 mod tls;

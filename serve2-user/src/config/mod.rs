@@ -182,7 +182,7 @@ impl<'s> Checker<'s> {
                 1
             }
         };
-        let steer = raw.steer.as_ref().map(|raw| self.steer(raw));
+        let mut steer = raw.steer.as_ref().map(|raw| self.steer(raw));
         let policies = self.policies(&raw, steer.as_ref(), limits, shared);
         // With steering and no plain listener, top-level protocols are only
         // needed for steered ports no policy owns.
@@ -198,7 +198,7 @@ impl<'s> Checker<'s> {
         if raw.address.is_none() && steer.is_none() {
             self.problem(root, "address or steer is required (for example \"address\": \":8080\")".into());
         }
-        if let Some(steer) = &steer {
+        if let Some(steer) = &mut steer {
             self.no_loops(steer);
         }
         let control = match raw.control.as_deref() {

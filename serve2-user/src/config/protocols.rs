@@ -167,8 +167,10 @@ impl Checker<'_> {
                     serve2_detect::registry::ConfKey::Index(i) => path.index(*i),
                 });
                 let mut message = strip_position(&e.message);
-                if message.starts_with("unknown field") {
-                    message = format!("{message}; or a route key: {}", ROUTE_KEYS.join(", "));
+                if let Some(unknown) = message.strip_suffix(", there are no fields") {
+                    message = format!("{unknown}: `{}` takes only the route keys {}", kind.name, ROUTE_KEYS.join(", "));
+                } else if message.starts_with("unknown field") {
+                    message = format!("{message}, or a route key: {}", ROUTE_KEYS.join(", "));
                 }
                 self.problem(path, message);
                 None

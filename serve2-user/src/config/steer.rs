@@ -90,12 +90,16 @@ pub struct SteerConfig {
     pub exclude: PortSet,
     /// Local prefixes steering is limited to (empty: all).
     pub scope: Vec<IpNet>,
+    /// Ports of local backends (`target`s) that only a range or `"all"`
+    /// named: left unsteered so serve2's own connections to them do not
+    /// come back to it.
+    pub local_targets: PortSet,
 }
 
 impl SteerConfig {
     /// Every port the configuration steers, before skipping ports in use.
     pub fn configured(&self) -> PortSet {
-        self.listed.union(&self.ranged).difference(&self.exclude)
+        self.listed.union(&self.ranged).difference(&self.exclude).difference(&self.local_targets)
     }
 
     /// Whether a connection to `ip` on `port` would be steered (when `ip` is
@@ -149,7 +153,13 @@ impl Checker<'_> {
         if raw.ports.is_empty() {
             self.problem(root.key("ports"), "at least one port, range or \"all\" is required".into());
         }
-        SteerConfig { listed, ranged, exclude: excluded_one.union(&excluded_range), scope }
+        SteerConfig {
+            listed,
+            ranged,
+            exclude: excluded_one.union(&excluded_range),
+            scope,
+            local_targets: PortSet::new(),
+        }
     }
 
     /// Checks and builds `policies` against the steered ports.
@@ -204,8 +214,10 @@ impl Checker<'_> {
         policies
     }
 
-    /// Refuses targets that would be steered back into serve2.
-    pub(super) fn no_loops(&mut self, steer: &SteerConfig) {
+    /// Leaves the ports of local targets unsteered when only a range or
+    /// `"all"` names them, and refuses targets on ports listed one by one:
+    /// either would be steered back into serve2.
+    pub(super) fn no_loops(&mut self, steer: &mut SteerConfig) {
         let local = local_addresses();
         for (at, target) in std::mem::take(&mut self.targets) {
             let Ok(addrs) = target.to_socket_addrs() else {
@@ -216,9 +228,13 @@ impl Checker<'_> {
             });
             if let Some(addr) = looping {
                 let port = addr.port();
+                if !steer.listed.contains(port) {
+                    steer.local_targets.insert(port);
+                    continue;
+                }
                 let message = format!(
-                    "`{target}` is a local address on a steered port: connections to it would come back to serve2; \
-                     add {port} to steer.exclude"
+                    "`{target}` is a local address on port {port}, which steer.ports lists: connections to it would \
+                     come back to serve2; remove {port} from steer.ports or add it to steer.exclude"
                 );
                 self.problem(at, message);
             }

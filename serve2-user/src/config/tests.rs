@@ -71,7 +71,7 @@ fn unknown_keys_are_refused_with_their_path() {
     assert_eq!(
         problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}"),
         "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, \
-         `detectTimeout`, `connectTimeout`, `protocols`, `steer`, `policies`, `control`, `relay`, `workers`"
+         `detectTimeout`, `connectTimeout`, `protocols`, `steer`, `policies`, `control`, `relay`, `workers`, `forward`, `onTimeout`, `acceptProxy`"
     );
     let error = problem(
         "{\"address\": \":80\", \"protocols\": [\n  {\"kind\": \"proxy\", \"conf\": {\"magic\": \"SSH\", \"target\": \"h:22\", \"tagret\": 1}}]}",
@@ -218,17 +218,25 @@ fn port_specs_are_checked() {
 }
 
 #[test]
-fn targets_that_would_loop_back_into_serve2_are_refused() {
+fn targets_that_would_loop_back_into_serve2_are_left_unsteered_or_refused() {
     let proxy = |target: &str| {
         format!(r#""protocols": [{{"kind": "proxy", "conf": {{"magic": "SSH", "target": "{target}"}}}}]"#)
     };
-    let error = problem(&format!(r#"{{"steer": {{"ports": ["all"]}}, {}}}"#, proxy("127.0.0.1:22")));
+    // Under "all" or a range, a local target's port is left unsteered.
+    for ports in [r#"["all"]"#, r#"["1-100"]"#] {
+        let config = parse(&format!(r#"{{"steer": {{"ports": {ports}}}, {}}}"#, proxy("127.0.0.1:22"))).unwrap();
+        let steer = config.steer.unwrap();
+        assert!(steer.local_targets.contains(22) && !steer.configured().contains(22), "{ports}");
+        assert!(steer.configured().contains(23));
+    }
+    // Listed one by one and also a local target: an error.
+    let error = problem(&format!(r#"{{"steer": {{"ports": [22, "1000-2000"]}}, {}}}"#, proxy("127.0.0.1:22")));
     assert!(
-        error.contains("protocols[0].conf.target: `127.0.0.1:22` is a local address on a steered port: connections to it would come back to serve2; add 22 to steer.exclude"),
+        error.contains("protocols[0].conf.target: `127.0.0.1:22` is a local address on port 22, which steer.ports lists: connections to it would come back to serve2; remove 22 from steer.ports or add it to steer.exclude"),
         "{error}"
     );
     let error = problem(&format!(r#"{{"steer": {{"ports": [22]}}, {}}}"#, proxy("localhost:22")));
-    assert!(error.contains("`localhost:22` is a local address on a steered port"), "{error}");
+    assert!(error.contains("`localhost:22` is a local address on port 22, which steer.ports lists"), "{error}");
     // Excluded, not steered, out of scope, or not local: fine.
     for (steer, target) in [
         (r#"{"ports": ["all"], "exclude": [22]}"#, "127.0.0.1:22"),

@@ -14,6 +14,9 @@ pub struct SteerPlan {
     /// Ports a range or `"all"` named, left alone because another socket
     /// already listens on them.
     pub skipped: PortSet,
+    /// Ports a range or `"all"` named, left alone because a configured
+    /// target listens there locally.
+    pub local_targets: PortSet,
 }
 
 impl SteerPlan {
@@ -24,7 +27,7 @@ impl SteerPlan {
         let others = in_use.difference(own);
         let skipped = config.ranged.intersection(&others).difference(&config.listed).difference(&config.exclude);
         let steered = config.configured().difference(&skipped);
-        SteerPlan { steered, skipped }
+        SteerPlan { steered, skipped, local_targets: config.local_targets.clone() }
     }
 }
 
@@ -89,6 +92,7 @@ mod tests {
             ranged: ranged_set,
             exclude: exclude.iter().copied().collect(),
             scope: Vec::new(),
+            local_targets: PortSet::new(),
         }
     }
 
