@@ -175,3 +175,30 @@ fn a_post_quantum_client_hello_in_several_segments_gets_a_server_hello() {
         daemon.stop().await;
     });
 }
+
+#[test]
+fn certs_are_chosen_by_sni_against_each_certificates_own_names() {
+    in_netns(|| async {
+        let pki = TestPki::with_second_certificate(&["*.other.test"]);
+        let (second_cert, second_key) = pki.second_paths();
+        let config = format!(
+            r#"{{"address": ":0", "protocols": [
+                {{"kind": "tls", "conf": {{"cert": {}, "key": {}, "certs": [{{"cert": {}, "key": {}}}]}}}},
+                {{"kind": "echo"}}
+            ]}}"#,
+            json(pki.cert_path().to_string_lossy()),
+            json(pki.key_path().to_string_lossy()),
+            json(second_cert.to_string_lossy()),
+            json(second_key.to_string_lossy()),
+        );
+        let daemon = Daemon::start(&config).await;
+        // The client verifies the name: each handshake succeeds only if the
+        // certificate covering it was presented.
+        for sni in ["www.other.test", "a.test", "localhost"] {
+            let mut tls = pki.connect(daemon.addr, sni, &[]).await;
+            tls.write_all(b"ECHO hi").await.unwrap();
+            assert_eq!(read_exact(&mut tls, 7).await, b"ECHO hi", "{sni}");
+        }
+        daemon.stop().await;
+    });
+}

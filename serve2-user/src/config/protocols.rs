@@ -224,16 +224,39 @@ impl Checker<'_> {
 
     fn tls_terminator(&mut self, at: &JsonPath, conf: &TlsConf) -> Option<TlsTerminator> {
         let conf_at = at.key("conf");
-        let chain = load_certificates(Path::new(&conf.cert))
-            .map_err(|e| self.problem(conf_at.key("cert"), with_cwd(&conf.cert, describe(e))))
-            .ok();
-        let key = load_private_key(Path::new(&conf.key))
-            .map_err(|e| self.problem(conf_at.key("key"), with_cwd(&conf.key, describe(e))))
-            .ok();
-        match server_config(chain?, key?, &conf.protos) {
+        // (cert, key, where they were written)
+        let mut pairs: Vec<(&str, &str, JsonPath)> = Vec::new();
+        match (&conf.cert, &conf.key) {
+            (Some(cert), Some(key)) => pairs.push((cert, key, conf_at.clone())),
+            (None, None) => {}
+            (Some(_), None) => self.problem(conf_at.key("cert"), "cert needs its key".into()),
+            (None, Some(_)) => self.problem(conf_at.key("key"), "key needs its cert".into()),
+        }
+        for (i, pair) in conf.certs.iter().enumerate() {
+            pairs.push((&pair.cert, &pair.key, conf_at.key("certs").index(i)));
+        }
+        if pairs.is_empty() {
+            if conf.cert.is_none() && conf.key.is_none() {
+                self.problem(at.clone(), "conf: cert and key, or certs, are required".into());
+            }
+            return None;
+        }
+        let mut loaded = Vec::new();
+        for (cert, key, pair_at) in &pairs {
+            let chain = load_certificates(Path::new(cert))
+                .map_err(|e| self.problem(pair_at.key("cert"), with_cwd(cert, describe(e))))
+                .ok();
+            let key = load_private_key(Path::new(key))
+                .map_err(|e| self.problem(pair_at.key("key"), with_cwd(key, describe(e))))
+                .ok();
+            loaded.push((chain, key));
+        }
+        let loaded: Option<Vec<_>> = loaded.into_iter().map(|(chain, key)| Some((chain?, key?))).collect();
+        match server_config(loaded?, &conf.protos) {
             Ok(config) => Some(TlsTerminator::new(Arc::new(config))),
-            Err(e) => {
-                self.problem(conf_at.key("key"), format!("certificate and key do not work together: {e}"));
+            Err((i, e)) => {
+                let pair_at = pairs.get(i).map_or(conf_at.clone(), |(_, _, at)| at.clone());
+                self.problem(pair_at.key("key"), format!("certificate and key do not work together: {e}"));
                 None
             }
         }

@@ -96,12 +96,25 @@ pub const ROUTE_KEYS: [&str; 3] = ["target", "proxyProtocol", "transparent"];
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConf {
     /// PEM certificate chain.
-    pub cert: String,
+    pub cert: Option<String>,
     /// PEM private key.
-    pub key: String,
+    pub key: Option<String>,
+    /// More certificates, chosen by SNI (serve2 addition).
+    #[serde(default)]
+    pub certs: Vec<CertPair>,
     /// ALPN protocols to offer.
     #[serde(default)]
     pub protos: Vec<String>,
+}
+
+/// One entry of `tls`'s `certs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
 }
 
 /// `tlsmatcher`'s `conf`.

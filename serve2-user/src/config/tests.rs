@@ -113,6 +113,18 @@ fn bad_addresses_and_targets() {
 }
 
 #[test]
+fn tls_certificates_by_pair_and_by_list() {
+    let tls =
+        |conf: &str| problem(&format!(r#"{{"address": ":80", "protocols": [{{"kind": "tls", "conf": {conf}}}]}}"#));
+    assert!(tls("{}").contains("protocols[0]: conf: cert and key, or certs, are required"));
+    assert!(tls(r#"{"cert": "/c.pem"}"#).contains("protocols[0].conf.cert: cert needs its key"));
+    let source = r#"{"address": ":80", "protocols": [{"kind": "tls", "conf": {"certs": [{"cert": "/nonexistent/c.pem", "key": "/nonexistent/k.pem"}]}}]}"#;
+    let error = parse(source).unwrap_err().to_string();
+    assert!(error.contains("protocols[0].conf.certs[0].cert: `/nonexistent/c.pem`: cannot read"), "{error}");
+    assert!(error.contains("protocols[0].conf.certs[0].key: `/nonexistent/k.pem`: cannot read"), "{error}");
+}
+
+#[test]
 fn missing_files_name_the_field_and_the_file() {
     let source = r#"{"address": ":80", "protocols": [
         {"kind": "tls", "conf": {"cert": "/nonexistent/cert.pem", "key": "/nonexistent/key.pem"}},

@@ -4,6 +4,7 @@ mod http;
 mod proxy;
 mod simple;
 mod tls;
+mod tls_certs;
 
 pub use http::{FileServer, NotFound};
 pub use proxy::ProxyHandler;

@@ -103,14 +103,15 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfig
         })
 }
 
-/// A server configuration from a certificate chain and its key, advertising
-/// `alpn` protocols.
+/// A server configuration presenting, by SNI, one of `pairs` (certificate
+/// chain and key; the first is the default), advertising `alpn` protocols.
+/// The error gives the index of the pair rustls refused.
 pub fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    pairs: Vec<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     alpn: &[String],
-) -> Result<rustls::ServerConfig, rustls::Error> {
-    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key)?;
+) -> Result<rustls::ServerConfig, (usize, rustls::Error)> {
+    let resolver = super::tls_certs::CertificatesBySni::new(pairs)?;
+    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     Ok(config)
 }

@@ -22,6 +22,12 @@ pub const NAMES: [&str; 5] = ["localhost", "a.test", "b.test", "git.test", "back
 
 impl TestPki {
     pub fn new() -> TestPki {
+        Self::with_second_certificate(&[])
+    }
+
+    /// Also signs a second certificate for `names`, written to
+    /// [`TestPki::second_paths`] (none when `names` is empty).
+    pub fn with_second_certificate(names: &[&str]) -> TestPki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         // Distinct subjects: OpenSSL takes issuer == subject for self-signed.
@@ -36,7 +42,22 @@ impl TestPki {
         std::fs::write(pki.ca_path(), &pki.ca_pem).expect("write ca");
         std::fs::write(pki.cert_path(), &pki.cert_pem).expect("write cert");
         std::fs::write(pki.key_path(), &pki.key_pem).expect("write key");
+        if !names.is_empty() {
+            let key = KeyPair::generate().expect("key");
+            let mut params =
+                CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("params");
+            params.distinguished_name.push(DnType::CommonName, "serve2 second test server");
+            let cert = params.signed_by(&key, &ca).expect("sign");
+            let (cert_path, key_path) = pki.second_paths();
+            std::fs::write(cert_path, cert.pem()).expect("write cert");
+            std::fs::write(key_path, key.serialize_pem()).expect("write key");
+        }
         pki
+    }
+
+    /// The second certificate and its key.
+    pub fn second_paths(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("second-cert.pem"), self.dir.path().join("second-key.pem"))
     }
 
     pub fn ca_path(&self) -> PathBuf {
