@@ -10,22 +10,6 @@ use tokio::process::Command;
 use crate::support::certs::TestPki;
 use crate::support::*;
 
-/// The tools a real-peer test needs, or why it cannot run. Missing tools
-/// fail the test when `SERVE2_REQUIRE_PEERS` is set (as `cargo xtask test`
-/// does after installing them) and skip it otherwise.
-fn peers_available(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !Path::new(tool).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SERVE2_REQUIRE_PEERS").is_none(),
-        "missing {missing:?} (cargo xtask setup installs them)"
-    );
-    eprintln!("SKIPPED: missing {missing:?}");
-    false
-}
-
 struct Sshd {
     _dir: tempfile::TempDir,
     client_key: PathBuf,

@@ -188,3 +188,46 @@ pub async fn assert_closed_silently(stream: &mut TcpStream) {
 pub fn json(s: impl AsRef<str>) -> String {
     serde_json::to_string(s.as_ref()).expect("string")
 }
+
+/// The tools a real-peer test needs, or why it cannot run. Missing tools
+/// fail the test when `SERVE2_REQUIRE_PEERS` is set (as `cargo xtask test`
+/// does after installing them) and skip it otherwise.
+pub fn peers_available(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !Path::new(tool).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("SERVE2_REQUIRE_PEERS").is_none(),
+        "missing {missing:?} (cargo xtask setup installs them)"
+    );
+    eprintln!("SKIPPED: missing {missing:?}");
+    false
+}
+
+/// Waits (bounded by [`WAIT`]) until something listens on TCP `port` in
+/// this namespace: for peers that print nothing when ready.
+pub async fn wait_listening(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listening = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table)
+                .unwrap_or_default()
+                .lines()
+                .any(|row| row.split_whitespace().nth(1).is_some_and(|l| l.ends_with(needle.trim_end())) && row.split_whitespace().nth(3) == Some("0A"))
+        });
+        if listening {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing listens on port {port}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A loopback port nothing listens on now (bound and released: for peers
+/// that cannot be given `:0`).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
