@@ -22,6 +22,8 @@
 //!
 //! Anything else is refused at the first byte that cannot fit: `GETX` at the
 //! `X`, `get` at the `g`, `GET  /` at the second space.
+//! The version is not read in this mode (`GET / HTTP/2.0` matches): there
+//! is nothing to route on, and waiting for it would only delay the match.
 //!
 //! # With `hosts`: decided at the end of the request head
 //!
