@@ -11,6 +11,7 @@ mod example;
 mod http;
 mod limits;
 mod openssh;
+mod peers;
 mod proxy;
 mod routes;
 mod steer;

@@ -2,7 +2,7 @@
 //! and SSH over TLS with `openssl s_client` as the transport (serve2d's own
 //! README recipe).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use tokio::process::Command;

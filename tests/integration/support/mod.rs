@@ -212,10 +212,10 @@ pub async fn wait_listening(port: u16) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let listening = ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"].iter().any(|table| {
-            std::fs::read_to_string(table)
-                .unwrap_or_default()
-                .lines()
-                .any(|row| row.split_whitespace().nth(1).is_some_and(|l| l.ends_with(needle.trim_end())) && row.split_whitespace().nth(3) == Some("0A"))
+            std::fs::read_to_string(table).unwrap_or_default().lines().any(|row| {
+                row.split_whitespace().nth(1).is_some_and(|l| l.ends_with(needle.trim_end()))
+                    && row.split_whitespace().nth(3) == Some("0A")
+            })
         });
         if listening {
             return;
