@@ -12,12 +12,12 @@ use crate::{ByteLimit, DetectContext, Detector, Verdict};
 mod state;
 pub use state::TlsStateMatcher;
 
-const RECORD_HEADER: usize = 5;
-const HANDSHAKE_HEADER: usize = 4;
-const CONTENT_TYPE_HANDSHAKE: u8 = 0x16;
-const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
+pub(crate) const RECORD_HEADER: usize = 5;
+pub(crate) const HANDSHAKE_HEADER: usize = 4;
+pub(crate) const CONTENT_TYPE_HANDSHAKE: u8 = 0x16;
+pub(crate) const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
 /// Largest TLSPlaintext fragment (RFC 8446 §5.1).
-const MAX_FRAGMENT: usize = 1 << 14;
+pub(crate) const MAX_FRAGMENT: usize = 1 << 14;
 /// Largest ClientHello we buffer. Real ones are under 2 KB; peers stop at
 /// 16 KiB. Anything larger is treated as "not TLS".
 pub const MAX_CLIENT_HELLO: usize = 64 * 1024;
@@ -43,6 +43,13 @@ pub enum ClientHelloScan {
 /// message is complete, checking every header byte as soon as it arrives so a
 /// non-TLS client is rejected after its first byte.
 pub fn scan_client_hello(input: &[u8]) -> ClientHelloScan {
+    scan_client_hello_up_to(input, MAX_CLIENT_HELLO)
+}
+
+/// Like [`scan_client_hello`], refusing a ClientHello handshake message
+/// (header included) longer than `max_message` bytes as soon as its length
+/// field arrives.
+pub fn scan_client_hello_up_to(input: &[u8], max_message: usize) -> ClientHelloScan {
     // Handshake bytes seen so far, and the message length once known.
     let mut handshake_header = [0u8; HANDSHAKE_HEADER];
     let mut handshake_seen = 0usize;
@@ -89,7 +96,7 @@ pub fn scan_client_hello(input: &[u8]) -> ClientHelloScan {
         let body_len = usize::from(handshake_header[1]) << 16
             | usize::from(handshake_header[2]) << 8
             | usize::from(handshake_header[3]);
-        if body_len < 2 + 32 || HANDSHAKE_HEADER + body_len > MAX_CLIENT_HELLO {
+        if body_len < 2 + 32 || HANDSHAKE_HEADER + body_len > max_message {
             return ClientHelloScan::Invalid;
         }
         let message_len = HANDSHAKE_HEADER + body_len;
@@ -126,9 +133,14 @@ impl Detector for ClientHelloDetector {
     }
 
     fn byte_limit(&self) -> ByteLimit {
-        // Record headers come on top of the handshake message itself.
-        ByteLimit::AtLeast(MAX_CLIENT_HELLO + MAX_CLIENT_HELLO / MAX_FRAGMENT * RECORD_HEADER + RECORD_HEADER)
+        ByteLimit::AtLeast(record_layer_bytes(MAX_CLIENT_HELLO))
     }
+}
+
+/// How many bytes a handshake message of `max_message` bytes takes on the
+/// wire in full-size records: record headers come on top of the message.
+pub(crate) const fn record_layer_bytes(max_message: usize) -> usize {
+    max_message + max_message / MAX_FRAGMENT * RECORD_HEADER + RECORD_HEADER
 }
 
 /// What a ClientHello says about the session the client wants.

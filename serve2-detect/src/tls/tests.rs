@@ -118,3 +118,44 @@ fn sni_and_alpn_are_extracted() {
     assert_eq!(curl.server_name.as_deref(), Some("localhost"));
     assert!(parse_client_hello(&CURL[..CURL.len() - 1]).is_none());
 }
+
+#[test]
+fn new_captures_match_and_parse_and_a_server_hello_does_not() {
+    type Capture = (&'static [u8], Option<&'static str>, &'static [&'static [u8]]);
+    let captures: [Capture; 5] = [
+        (
+            include_bytes!("../../../tests/fixtures/tls/openssl3-s_client-tls13-alpn.bin"),
+            Some("alpn.example.test"),
+            &[b"h2", b"http/1.1"],
+        ),
+        (
+            include_bytes!("../../../tests/fixtures/tls/openssl3-s_client-tls12.bin"),
+            Some("tls12.example.test"),
+            &[b"http/1.1"],
+        ),
+        (include_bytes!("../../../tests/fixtures/tls/openssl3-s_client-no-tls13-longname.bin"), None, &[]),
+        (include_bytes!("../../../tests/fixtures/tls/openssl3-s_client-noservername.bin"), None, &[]),
+        (
+            include_bytes!("../../../tests/fixtures/tls/curl-openssl3-h2.bin"),
+            Some("h2.example.test"),
+            &[b"h2", b"http/1.1"],
+        ),
+    ];
+    for (hello, sni, alpn) in captures {
+        assert_eq!(verdict(hello), Verdict::MATCH);
+        let info = parse_client_hello(hello).unwrap();
+        if sni.is_some() {
+            assert_eq!(info.server_name.as_deref(), sni);
+        }
+        assert_eq!(info.alpn, alpn.iter().map(|p| p.to_vec()).collect::<Vec<_>>());
+    }
+    let server_hello = include_bytes!("../../../tests/fixtures/negative/tls-openssl3-serverhello.bin");
+    assert_eq!(verdict(server_hello), Verdict::NoMatch);
+    assert_eq!(ClientHelloDetector.detect(&server_hello[..6], &DetectContext::default()), Verdict::NoMatch);
+}
+
+#[test]
+fn a_smaller_limit_refuses_a_hello_at_its_length_field() {
+    assert_eq!(scan_client_hello_up_to(&OPENSSL[..9], 330), ClientHelloScan::Invalid);
+    assert_eq!(scan_client_hello_up_to(&OPENSSL[..9], 331), ClientHelloScan::Incomplete { need: OPENSSL.len() });
+}
