@@ -17,3 +17,4 @@ mod routes;
 mod steer;
 mod support;
 mod tls;
+mod tlsroute;
