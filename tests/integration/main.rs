@@ -18,3 +18,4 @@ mod steer;
 mod support;
 mod tls;
 mod tlsroute;
+mod transparent;

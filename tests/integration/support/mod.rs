@@ -72,12 +72,17 @@ impl Daemon {
     /// `SERVE2_TEST_RELAY=splice|copy|sockmap` overrides the relay mode of
     /// configurations that do not set one, to run a suite against a mode.
     pub async fn start(config: &str) -> Daemon {
+        Self::start_at(config, "127.0.0.1:0").await
+    }
+
+    /// Like [`Daemon::start`], listening on `bind`.
+    pub async fn start_at(config: &str, bind: &str) -> Daemon {
         let config = with_test_relay(config);
         let config = Config::parse(Path::new("test.json"), &config).unwrap_or_else(|e| panic!("{e}"));
         if config.relay == serve2::relay::RelayMode::Sockmap {
             serve2::relay::kernel::init().expect("load the in-kernel relay");
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         // Tests leave clients open; do not wait long for them at stop.
