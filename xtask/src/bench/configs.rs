@@ -20,6 +20,9 @@ pub enum Serve2Listen {
     AddressSockmap,
     /// Kernel steering of that one port to serve2d's own socket.
     SteerOne,
+    /// A plain socket, with every routed kind of the catalogue tried before
+    /// the SSH and HTTP routes: what detection costs with all the kinds.
+    AddressCatalogue,
     /// Kernel steering of every port; the origins' ports are excluded
     /// (serve2d refuses targets that would be steered back into itself).
     SteerAll,
@@ -37,15 +40,22 @@ pub fn serve2(listen: Serve2Listen, port: u16, to: Backends) -> String {
         ],
     });
     config["address"] = match listen {
-        Serve2Listen::Address | Serve2Listen::AddressSockmap => format!("127.0.0.1:{port}").into(),
+        Serve2Listen::Address | Serve2Listen::AddressSockmap | Serve2Listen::AddressCatalogue => {
+            format!("127.0.0.1:{port}").into()
+        }
         Serve2Listen::SteerOne | Serve2Listen::SteerAll => serde_json::Value::Null,
     };
+    if listen == Serve2Listen::AddressCatalogue {
+        config["protocols"] = catalogue(to);
+    }
     if listen == Serve2Listen::AddressSockmap {
         // The in-kernel relay experiment (see docs/PERFORMANCE.md).
         config["relay"] = "sockmap".into();
     }
     config["steer"] = match listen {
-        Serve2Listen::Address | Serve2Listen::AddressSockmap => serde_json::Value::Null,
+        Serve2Listen::Address | Serve2Listen::AddressSockmap | Serve2Listen::AddressCatalogue => {
+            serde_json::Value::Null
+        }
         Serve2Listen::SteerOne => serde_json::json!({"ports": [port]}),
         Serve2Listen::SteerAll => serde_json::json!({"ports": ["all"], "exclude": [to.banner, to.http, to.iperf]}),
     };
@@ -53,6 +63,23 @@ pub fn serve2(listen: Serve2Listen, port: u16, to: Backends) -> String {
         object.retain(|_, value| !value.is_null());
     }
     config.to_string()
+}
+
+/// The same three routes with every routed kind of the catalogue in front
+/// of the SSH route (the banner load is judged by all of them) and
+/// `httproute` taking HTTP.
+fn catalogue(to: Backends) -> serde_json::Value {
+    let other = format!("127.0.0.1:{}", to.iperf);
+    let mut protocols: Vec<serde_json::Value> =
+        ["tlsroute", "h2c", "openvpn", "socks5", "rdp", "xmpp", "postgres", "tinc", "syslog", "adb", "mqtt"]
+            .iter()
+            .map(|kind| serde_json::json!({"kind": kind, "conf": {"target": other}}))
+            .collect();
+    protocols.push(serde_json::json!({"kind": "regex", "conf": {"patterns": ["^NEVER-"], "target": other}}));
+    protocols.push(serde_json::json!({"kind": "httproute", "conf": {"target": format!("127.0.0.1:{}", to.http)}}));
+    protocols.push(serde_json::json!({"kind": "ssh", "conf": {"target": format!("127.0.0.1:{}", to.banner)}}));
+    protocols.push(serde_json::json!({"kind": "proxy", "default": true, "conf": {"target": other}}));
+    serde_json::Value::Array(protocols)
 }
 
 /// HAProxy in TCP mode, routing on the first bytes like serve2 does.
@@ -137,6 +164,18 @@ mod tests {
         assert!(all.get("address").is_none());
         assert_eq!(all["steer"]["exclude"], serde_json::json!([1001, 1002, 1003]));
         assert_eq!(all["protocols"][2]["conf"]["target"], "127.0.0.1:1003");
+    }
+
+    #[test]
+    fn the_catalogue_run_holds_every_routed_kind_and_loads() {
+        let text = serve2(Serve2Listen::AddressCatalogue, 9000, TO);
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let kinds: Vec<&str> =
+            config["protocols"].as_array().unwrap().iter().filter_map(|p| p["kind"].as_str()).collect();
+        for kind in serve2_detect::registry::KINDS {
+            assert!(kinds.contains(&kind.name), "{} missing", kind.name);
+        }
+        serve2::Config::parse(std::path::Path::new("catalogue.json"), &text).unwrap();
     }
 
     #[test]
