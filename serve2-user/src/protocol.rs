@@ -50,13 +50,15 @@ pub struct RelayJob {
     pub target: Option<Arc<str>>,
     /// Bytes from the client the handler already sent to the backend.
     pub already_sent: u64,
+    /// `stallTimeout` and `idleTimeout`.
+    pub limits: crate::relay::RelayLimits,
 }
 
 impl RelayJob {
     /// Relays until both sides close; resolves to the connection's report.
     pub fn run(self) -> RelayRun {
-        let RelayJob { client, backend, mode, target, already_sent } = self;
-        RelayRun { relay: crate::relay::relay_with(mode, client, backend), target, already_sent }
+        let RelayJob { client, backend, mode, target, already_sent, limits } = self;
+        RelayRun { relay: crate::relay::relay_with(mode, limits, client, backend), target, already_sent }
     }
 }
 
@@ -77,6 +79,8 @@ impl Future for RelayRun {
             crate::relay::RelayEnd::Closed => End::Closed,
             crate::relay::RelayEnd::ClientReset(_) => End::ClientReset,
             crate::relay::RelayEnd::BackendReset(_) => End::BackendReset,
+            crate::relay::RelayEnd::Stalled => End::Stalled,
+            crate::relay::RelayEnd::Idle => End::Idle,
         };
         std::task::Poll::Ready(Report {
             target: this.target.take(),
@@ -119,6 +123,10 @@ pub enum End {
     ClientReset,
     /// The backend reset the connection (passed on to the client).
     BackendReset,
+    /// Bytes could not move for `stallTimeout`: both sides were reset.
+    Stalled,
+    /// Nothing moved for `idleTimeout`: both sides were closed.
+    Idle,
     /// The handler gave up.
     Failed(HandlerError),
 }
@@ -129,6 +137,8 @@ impl std::fmt::Display for End {
             End::Closed => f.write_str("closed"),
             End::ClientReset => f.write_str("client-reset"),
             End::BackendReset => f.write_str("backend-reset"),
+            End::Stalled => f.write_str("stalled"),
+            End::Idle => f.write_str("idle-timeout"),
             End::Failed(e) => write!(f, "failed: {e}"),
         }
     }

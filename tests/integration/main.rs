@@ -14,6 +14,7 @@ mod openssh;
 mod peers;
 mod proxy;
 mod routes;
+mod stalls;
 mod steer;
 mod support;
 mod tls;

@@ -21,7 +21,7 @@ pub use protocols::{BUILTIN_KINDS, kinds};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
-use crate::relay::RelayMode;
+use crate::relay::{RelayLimits, RelayMode};
 use raw::{RawConfig, RawProtocol};
 
 /// Where log lines go.
@@ -173,7 +173,8 @@ impl<'s> Checker<'s> {
                 RelayMode::Splice
             }
         };
-        let shared = protocols::Shared { connect_timeout, relay };
+        let relay_limits = self.relay_limits(&root, raw.stall_timeout, raw.idle_timeout, RelayLimits::default());
+        let shared = protocols::Shared { connect_timeout, relay, relay_limits };
         let workers = match raw.workers {
             None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             Some(n @ 1..=256) => n as usize,
@@ -219,6 +220,24 @@ impl<'s> Checker<'s> {
             relay,
             workers,
         })
+    }
+
+    /// `stallTimeout` and `idleTimeout` of the object at `at`, over `inherited`.
+    fn relay_limits(
+        &mut self,
+        at: &JsonPath,
+        stall: Option<f64>,
+        idle: Option<f64>,
+        inherited: RelayLimits,
+    ) -> RelayLimits {
+        let mut limits = inherited;
+        if let Some(stall) = stall {
+            limits.stall = Some(self.seconds(&at.key("stallTimeout"), Some(stall), crate::relay::DEFAULT_STALL));
+        }
+        if let Some(idle) = idle {
+            limits.idle = Some(self.seconds(&at.key("idleTimeout"), Some(idle), Duration::from_secs(1)));
+        }
+        limits
     }
 
     fn seconds(&mut self, at: &JsonPath, value: Option<f64>, default: Duration) -> Duration {

@@ -37,6 +37,8 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
 pub(super) struct Shared {
     pub connect_timeout: Duration,
     pub relay: RelayMode,
+    /// `stallTimeout` and `idleTimeout` (a policy may override them).
+    pub relay_limits: crate::relay::RelayLimits,
 }
 
 impl Checker<'_> {
@@ -196,7 +198,8 @@ impl Checker<'_> {
             ProxyHandler::new(target?, shared.connect_timeout)
                 .with_relay(shared.relay)
                 .with_proxy_header(header)
-                .with_transparent(route.transparent),
+                .with_transparent(route.transparent)
+                .with_limits(shared.relay_limits),
         )
     }
 

@@ -21,6 +21,11 @@ pub struct RawConfig<'a> {
     pub detect_timeout: Option<f64>,
     /// Seconds to wait for a backend to accept (serve2 addition).
     pub connect_timeout: Option<f64>,
+    /// Seconds a relay direction may hold pending bytes without moving any
+    /// (serve2 addition; default 120).
+    pub stall_timeout: Option<f64>,
+    /// Seconds a relay may move nothing either way (serve2 addition; off).
+    pub idle_timeout: Option<f64>,
     /// The protocols, tried in order.
     #[serde(default, borrow)]
     pub protocols: Vec<RawProtocol<'a>>,

@@ -49,6 +49,10 @@ pub struct RawPolicy<'a> {
     pub max_read: Option<u64>,
     /// Overrides the top-level `detectTimeout`.
     pub detect_timeout: Option<f64>,
+    /// Overrides the top-level `stallTimeout`.
+    pub stall_timeout: Option<f64>,
+    /// Overrides the top-level `idleTimeout`.
+    pub idle_timeout: Option<f64>,
 }
 
 /// A port list item: `22`, `"22"`, `"8000-8100"` or `"all"`.
@@ -205,6 +209,8 @@ impl Checker<'_> {
                 on_timeout: policy.on_timeout.as_ref(),
                 accept_proxy: policy.accept_proxy.as_deref(),
             };
+            let relay_limits = self.relay_limits(&at, policy.stall_timeout, policy.idle_timeout, shared.relay_limits);
+            let shared = protocols::Shared { relay_limits, ..shared };
             let protocols = self.routed_set(&at, &policy.protocols, &routes, limits, shared, false);
             let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
             if let Some(protocols) = protocols {

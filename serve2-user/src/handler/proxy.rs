@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 use crate::conn::{Conn, ConnInfo, Stream};
 use crate::protocol::{Handled, Handler, HandlerError, HandlerFuture, RelayJob};
 use crate::proxy_header::{self, ProxyVersion};
-use crate::relay::RelayMode;
+use crate::relay::{RelayLimits, RelayMode};
 
 /// Forwards connections to a backend address, replaying what detection read.
 #[derive(Debug, Clone)]
@@ -25,6 +25,7 @@ pub struct ProxyHandler {
     relay: RelayMode,
     proxy_header: Option<ProxyVersion>,
     transparent: bool,
+    limits: RelayLimits,
 }
 
 impl ProxyHandler {
@@ -38,7 +39,14 @@ impl ProxyHandler {
             relay: RelayMode::default(),
             proxy_header: None,
             transparent: false,
+            limits: RelayLimits::default(),
         }
+    }
+
+    /// Ends relays that stall or idle (`stallTimeout`, `idleTimeout`).
+    pub fn with_limits(mut self, limits: RelayLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Sends a PROXY header (`proxyProtocol`) before anything else: the
@@ -183,6 +191,7 @@ impl Handler for ProxyHandler {
                 mode: self.relay,
                 target: Some(self.target.clone()),
                 already_sent: replayed,
+                limits: self.limits,
             }))
         })
     }

@@ -145,4 +145,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
     fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    fn backpressured(&self) -> bool {
+        self.written < self.pending.len()
+    }
 }

@@ -4,8 +4,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use super::watch::{ProgressTimer, RelayLimits, ResetWatch};
 use super::{Failure, Pump, RelayEnd, RelayReport, Side};
-use crate::conn::Stream;
+use crate::conn::{IoStream, Stream};
 
 /// Both directions of one connection, pumped until both are done or one
 /// side fails; then both streams are closed (the survivor of a failure
@@ -21,17 +22,96 @@ struct State<S, P> {
     down: P,
     up_done: bool,
     down_done: bool,
+    limits: RelayLimits,
+    /// Only while a direction is back-pressured (see `watch.rs`).
+    watches: Option<Box<Watches>>,
+    /// Only with `idleTimeout`.
+    idle: Option<Box<ProgressTimer>>,
+}
+
+/// The source of each back-pressured direction, and the stall deadline.
+#[derive(Default)]
+struct Watches {
+    client: Option<ResetWatch>,
+    backend: Option<ResetWatch>,
+    stall: Option<ProgressTimer>,
+}
+
+/// Why a relay ended other than by its streams.
+enum Ended {
+    Failed(Failure),
+    Stalled,
+    Idle,
 }
 
 impl<S, P: Default> Drive<S, P> {
-    pub fn new(client: S, backend: S) -> Self {
-        let state = State { client, backend, up: P::default(), down: P::default(), up_done: false, down_done: false };
+    pub fn new(client: S, backend: S, limits: RelayLimits) -> Self {
+        let idle = limits.idle.map(|limit| Box::new(ProgressTimer::new(limit, 0)));
+        let state = State {
+            client,
+            backend,
+            up: P::default(),
+            down: P::default(),
+            up_done: false,
+            down_done: false,
+            limits,
+            watches: None,
+            idle,
+        };
         Drive { state: Some(state) }
     }
 }
 
-impl<S, P: Pump<S>> State<S, P> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+impl<S: IoStream, P: Pump<S>> State<S, P> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Ended>> {
+        match self.poll_pumps(cx) {
+            Poll::Ready(result) => return Poll::Ready(result.map_err(Ended::Failed)),
+            Poll::Pending => {}
+        }
+        let progress = self.up.bytes() + self.down.bytes();
+        if let Some(idle) = &mut self.idle
+            && idle.poll_expired(cx, progress).is_ready()
+        {
+            return Poll::Ready(Err(Ended::Idle));
+        }
+        self.poll_watches(cx, progress)
+    }
+
+    /// Watches the sources of back-pressured directions for resets, and
+    /// times the stall; drops both once the back-pressure is gone.
+    fn poll_watches(&mut self, cx: &mut Context<'_>, progress: u64) -> Poll<Result<(), Ended>> {
+        let up = !self.up_done && self.up.backpressured();
+        let down = !self.down_done && self.down.backpressured();
+        if !up && !down {
+            self.watches = None;
+            return Poll::Pending;
+        }
+        let watches = self.watches.get_or_insert_with(Box::default);
+        for (pressed, source, watch, side) in [
+            (up, &self.client, &mut watches.client, Side::Client),
+            (down, &self.backend, &mut watches.backend, Side::Backend),
+        ] {
+            if !pressed {
+                *watch = None;
+                continue;
+            }
+            if watch.is_none() {
+                *watch = source.tcp_socket().and_then(ResetWatch::new);
+            }
+            if let Some(Poll::Ready(error)) = watch.as_ref().map(|w| w.poll_reset(cx)) {
+                return Poll::Ready(Err(Ended::Failed(Failure { side, error })));
+            }
+        }
+        if let Some(limit) = self.limits.stall {
+            let stall = watches.stall.get_or_insert_with(|| ProgressTimer::new(limit, progress));
+            if stall.poll_expired(cx, progress).is_ready() {
+                return Poll::Ready(Err(Ended::Stalled));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_pumps(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
         if !self.up_done {
             match self.up.poll_pump(cx, &mut self.client, Side::Client, &mut self.backend) {
                 Poll::Ready(Ok(())) => self.up_done = true,
@@ -50,7 +130,7 @@ impl<S, P: Pump<S>> State<S, P> {
     }
 }
 
-impl<S: ResetOnClose + Unpin, P: Pump<S> + Unpin> Future for Drive<S, P> {
+impl<S: ResetOnClose + IoStream, P: Pump<S> + Unpin> Future for Drive<S, P> {
     type Output = RelayReport;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RelayReport> {
         let this = self.get_mut();
@@ -59,8 +139,10 @@ impl<S: ResetOnClose + Unpin, P: Pump<S> + Unpin> Future for Drive<S, P> {
         let Some(State { client, backend, up, down, .. }) = this.state.take() else { return Poll::Pending };
         let end = match result {
             Ok(()) => RelayEnd::Closed,
-            Err(Failure { side: Side::Client, error }) => RelayEnd::ClientReset(error),
-            Err(Failure { side: Side::Backend, error }) => RelayEnd::BackendReset(error),
+            Err(Ended::Failed(Failure { side: Side::Client, error })) => RelayEnd::ClientReset(error),
+            Err(Ended::Failed(Failure { side: Side::Backend, error })) => RelayEnd::BackendReset(error),
+            Err(Ended::Stalled) => RelayEnd::Stalled,
+            Err(Ended::Idle) => RelayEnd::Idle,
         };
         let report = RelayReport { client_to_backend: up.bytes(), backend_to_client: down.bytes(), end };
         Poll::Ready(finish(client, backend, report))
@@ -90,7 +172,11 @@ pub(super) fn finish<S: ResetOnClose>(client: S, backend: S, report: RelayReport
     match report.end {
         RelayEnd::ClientReset(_) => backend.reset_on_close(),
         RelayEnd::BackendReset(_) => client.reset_on_close(),
-        RelayEnd::Closed => {}
+        RelayEnd::Stalled => {
+            client.reset_on_close();
+            backend.reset_on_close();
+        }
+        RelayEnd::Closed | RelayEnd::Idle => {}
     }
     report
 }

@@ -19,6 +19,9 @@ mod drive;
 pub mod kernel;
 mod pipe;
 mod splice;
+mod watch;
+
+pub use watch::{DEFAULT_STALL, RelayLimits};
 
 use std::io;
 use std::task::{Context, Poll};
@@ -48,6 +51,11 @@ pub enum RelayEnd {
     ClientReset(io::Error),
     /// The backend reset (or broke) the connection; the client was reset.
     BackendReset(io::Error),
+    /// A direction with bytes pending moved none for `stallTimeout`: both
+    /// sides were reset.
+    Stalled,
+    /// Nothing moved either way for `idleTimeout`: both sides were closed.
+    Idle,
 }
 
 /// Which side of a relay failed.
@@ -91,6 +99,9 @@ trait Pump<S> {
     ) -> Poll<Result<(), Failure>>;
     /// Bytes written to the destination so far.
     fn bytes(&self) -> u64;
+    /// Whether bytes read from the source wait for the destination to take
+    /// them (the source is then not being read).
+    fn backpressured(&self) -> bool;
 }
 
 /// How TCP-to-TCP connections are relayed (the `relay` setting).
@@ -107,27 +118,27 @@ pub enum RelayMode {
     Sockmap,
 }
 
-/// Relays between `client` and `backend` with the default mode.
+/// Relays between `client` and `backend` with the default mode and limits.
 pub fn relay(client: Stream, backend: Stream) -> Relaying {
-    relay_with(RelayMode::default(), client, backend)
+    relay_with(RelayMode::default(), RelayLimits::default(), client, backend)
 }
 
 /// Relays between `client` and `backend` until both directions are closed or
 /// one side fails, then closes both (resetting the survivor on failure).
-pub fn relay_with(mode: RelayMode, client: Stream, backend: Stream) -> Relaying {
+pub fn relay_with(mode: RelayMode, limits: RelayLimits, client: Stream, backend: Stream) -> Relaying {
     let strategy = match (mode, client, backend) {
         #[cfg(feature = "steer")]
         (RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => Strategy::Boxed(Box::pin(async move {
             match kernel::relay(client, backend).await {
                 Ok((client, backend, report)) => drive::finish(client, backend, report),
-                Err((client, backend)) => Drive::<_, splice::SplicePump>::new(client, backend).await,
+                Err((client, backend)) => Drive::<_, splice::SplicePump>::new(client, backend, limits).await,
             }
         })),
         #[cfg_attr(feature = "steer", allow(unreachable_patterns))]
         (RelayMode::Splice | RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => {
-            Strategy::Splice(Drive::new(client, backend))
+            Strategy::Splice(Drive::new(client, backend, limits))
         }
-        (_, client, backend) => Strategy::Copy(Drive::new(client, backend)),
+        (_, client, backend) => Strategy::Copy(Drive::new(client, backend, limits)),
     };
     Relaying(strategy)
 }

@@ -165,4 +165,8 @@ impl Pump<TcpStream> for SplicePump {
     fn bytes(&self) -> u64 {
         self.bytes + Pump::<TcpStream>::bytes(&self.copy)
     }
+
+    fn backpressured(&self) -> bool {
+        self.in_pipe > 0 || Pump::<TcpStream>::backpressured(&self.copy)
+    }
 }
