@@ -12,7 +12,7 @@ use crate::cmd::{is_root, output, run};
 
 /// Debian packages the test suite drives (real peers, namespaces, limits).
 pub const TEST_PACKAGES: &[&str] =
-    &["openssh-server", "openssh-client", "openssl", "curl", "iproute2", "util-linux", "procps"];
+    &["openssh-server", "openssh-client", "openssl", "curl", "iproute2", "util-linux", "procps", "sslh"];
 
 /// Debian packages `cargo xtask bench` measures against or drives.
 pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk"];
