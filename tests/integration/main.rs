@@ -7,6 +7,7 @@
 
 mod basic;
 mod cli;
+mod differential;
 mod example;
 mod http;
 mod limits;
