@@ -102,22 +102,6 @@ fn sslh_probe(kind: &str) -> Option<&'static str> {
     })
 }
 
-/// The tools this test needs, or why it cannot run: missing tools fail the
-/// test when `SERVE2_REQUIRE_PEERS` is set (as `cargo xtask test` does
-/// after installing them) and skip it otherwise. (As in openssh.rs.)
-fn peers_available(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|tool| !Path::new(tool).exists()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("SERVE2_REQUIRE_PEERS").is_none(),
-        "missing {missing:?} (cargo xtask setup installs them)"
-    );
-    eprintln!("SKIPPED: missing {missing:?}");
-    false
-}
-
 /// One first flight and the backend it must reach.
 #[derive(Debug)]
 struct Flight {
@@ -569,7 +553,6 @@ fn report(flights: &[Flight], outcomes: &HashMap<(usize, Mux, Mode), Outcome>, e
 }
 
 #[test]
-#[ignore = "until the detectors land"]
 fn serve2_routes_every_flight_right_and_at_least_wherever_sslh_does() {
     in_netns(|| async {
         if !peers_available(&[SSLH]) {
