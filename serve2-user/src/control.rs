@@ -98,17 +98,35 @@ pub async fn bind(path: &Path) -> io::Result<UnixListener> {
 /// file when done.
 pub async fn serve(listener: UnixListener, path: PathBuf, status: StatusSource) {
     let _cleanup = RemoveOnDrop(path);
+    let mut backoff = crate::accept::Backoff::new("control socket");
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) if crate::accept::is_per_connection(&e) => continue,
+            // Out of descriptors: retry later instead of spinning on the
+            // thread that also handles signals.
+            Err(e) => {
+                backoff.wait(&e).await;
+                continue;
+            }
+        };
+        backoff.reset();
         let status = status();
         tokio::spawn(async move {
             if let Ok(json) = serde_json::to_vec(&status) {
-                let _ = stream.write_all(&json).await;
-                let _ = stream.shutdown().await;
+                // A peer that never reads must not hold the task forever.
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                    let _ = stream.write_all(&json).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
             }
         });
     }
 }
+
+/// How long one control request may take, on either end.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct RemoveOnDrop(PathBuf);
 
@@ -120,6 +138,13 @@ impl Drop for RemoveOnDrop {
 
 /// Asks the daemon behind `path` for its status.
 pub async fn query(path: &Path) -> io::Result<Status> {
+    tokio::time::timeout(REQUEST_TIMEOUT, query_unbounded(path)).await.unwrap_or_else(|_| {
+        let message = format!("{}: no answer within {REQUEST_TIMEOUT:?} (is serve2d stopped or hung?)", path.display());
+        Err(io::Error::new(io::ErrorKind::TimedOut, message))
+    })
+}
+
+async fn query_unbounded(path: &Path) -> io::Result<Status> {
     let mut stream = UnixStream::connect(path)
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (is serve2d running?)", path.display())))?;

@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+mod accept;
 pub mod config;
 pub mod conn;
 pub mod control;

@@ -1,6 +1,5 @@
 //! Accepting connections and running each through detection to its handler.
 
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,14 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::accept::{Backoff, is_per_connection};
 use crate::conn::{Conn, ConnInfo, canonical_addr};
 use crate::detect::engine::{Detected, Detection, Unmatched, detect};
 use crate::protocol::{Handled, HandlerError, Protocol, ProtocolSet, RelayJob, RelayRun};
 use crate::router::Router;
 use crate::summary::Summary;
-
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Serves connections from any number of listeners through a [`Router`].
 #[derive(Debug, Clone)]
@@ -153,7 +150,7 @@ impl Server {
 }
 
 async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker, stop: CancellationToken) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut backoff = Backoff::new("listener");
     loop {
         let accepted = tokio::select! {
             biased;
@@ -162,35 +159,17 @@ async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker
         };
         match accepted {
             Ok((stream, peer)) => {
-                backoff = ACCEPT_BACKOFF_MIN;
+                backoff.reset();
                 let open = OpenConnection::new(&server.stats);
                 tracker.spawn(ConnectionTask::new(server.router.clone(), stream, peer, Instant::now(), open));
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
-            Err(e) => {
-                // Out of descriptors or memory: the pending connection stays
-                // queued; retry once some close, without spinning.
-                if backoff == ACCEPT_BACKOFF_MIN || backoff == ACCEPT_BACKOFF_MAX {
-                    tracing::warn!(error = %e, retry_in = ?backoff, "accept failed; backing off");
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-            }
+            Err(e) => tokio::select! {
+                () = stop.cancelled() => return,
+                () = backoff.wait(&e) => {}
+            },
         }
     }
-}
-
-/// Errors that concern only the connection being accepted.
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNABORTED | libc::ECONNRESET | libc::EPERM | libc::EPROTO | libc::EHOSTUNREACH | libc::ENETUNREACH
-        )
-    )
 }
 
 /// One accepted connection's task. Detection and the handlers' set-up run

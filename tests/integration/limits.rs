@@ -73,3 +73,70 @@ fn far_fewer_descriptors_than_connections_survives_and_recovers() {
         daemon.child.kill().await.unwrap();
     });
 }
+
+/// CPU time (user + system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_descriptors_the_control_socket_backs_off_and_status_times_out() {
+    in_netns(|| async {
+        let (backend, addr) = backend().await;
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = backend.accept().await {
+                held.push(stream);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("control.sock");
+        let path = dir.path().join("conf.json");
+        let config = format!(
+            r#"{{"address": "127.0.0.1:0", "workers": 1, "control": {}, "protocols": [{{"kind": "proxy", "conf": {{"magic": "SSH", "target": {}}}}}]}}"#,
+            json(control.to_string_lossy()),
+            json(&addr)
+        );
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Serve2d::spawn(&["prlimit", NOFILE], &path);
+        let listen = daemon.listening_addr().await;
+        daemon.wait_for_line("serving").await;
+        let mut clients = Vec::new();
+        for _ in 0..OFFERED {
+            let mut client = TcpStream::connect(listen).await.unwrap();
+            send(&mut client, b"SSH-2.0-flood\r\n").await;
+            clients.push(client);
+        }
+        daemon.wait_for_line("Too many open files").await;
+        // Requests queue on the control socket the daemon cannot accept.
+        let mut requests = Vec::new();
+        for _ in 0..3 {
+            requests.push(tokio::net::UnixStream::connect(&control).await.unwrap());
+        }
+        daemon.wait_for_line("control socket: accept failed; backing off").await;
+        // Backing off, not spinning: well under a fifth of a core over a second.
+        let pid = daemon.pid();
+        let before = cpu_ticks(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = cpu_ticks(pid) - before;
+        assert!(used < 20, "the daemon used {used} ticks (of 100) in one second while out of descriptors");
+        // `serve2d status` gives up on its own rather than hanging.
+        let status = tokio::process::Command::new(crate::support::process::binary())
+            .arg("status")
+            .arg("--socket")
+            .arg(&control)
+            .output();
+        let output = tokio::time::timeout(WAIT, status).await.expect("status returns by itself").unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no answer within 5s"), "{stderr}");
+        drop(clients);
+        held.abort();
+        daemon.child.kill().await.unwrap();
+    });
+}
