@@ -263,6 +263,61 @@ impl Conn {
         self.stream.read_buf(&mut (&mut self.buffered).limit(max)).await
     }
 
+    /// Gets what the kernel holds for this connection right now, without
+    /// waiting (at most `max` more bytes; `Ok(0)` when nothing is queued).
+    ///
+    /// For a deadline that passed while the process could not run (stopped,
+    /// paused): the runtime may not have seen the socket become readable
+    /// yet, so a raw TCP socket is asked directly.
+    pub(crate) fn buffer_queued(&mut self, max: usize) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        if self.replayed > 0 {
+            self.buffered.drain(..self.replayed);
+            self.replayed = 0;
+        }
+        match &mut self.stream {
+            Stream::Tcp(tcp) => {
+                let fd = tcp.as_raw_fd();
+                let peeking = self.peeked || self.buffered.is_empty();
+                let start = if peeking { 0 } else { self.buffered.len() };
+                let mut chunk = vec![0u8; if peeking { self.buffered.len() + max } else { max }];
+                let flags = libc::MSG_DONTWAIT | if peeking { libc::MSG_PEEK } else { 0 };
+                // SAFETY: receives into a buffer of the length given, on a
+                // descriptor the stream keeps open.
+                let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), flags) };
+                let n = match usize::try_from(n) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        let error = io::Error::last_os_error();
+                        return if error.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(error) };
+                    }
+                };
+                chunk.truncate(n);
+                if peeking {
+                    // The queue now starts with what was peeked before.
+                    let grown = n.saturating_sub(self.buffered.len());
+                    if grown > 0 {
+                        self.buffered = chunk;
+                        self.peeked = true;
+                    }
+                    return Ok(grown);
+                }
+                self.buffered.extend_from_slice(&chunk);
+                Ok(self.buffered.len() - start)
+            }
+            Stream::Boxed(_) => {
+                // A transport (TLS) decides itself what its socket holds:
+                // poll one read, and drop it if it would wait.
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let mut read = std::pin::pin!(self.buffer_more(max));
+                match read.as_mut().poll(&mut cx) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => Ok(0),
+                }
+            }
+        }
+    }
+
     /// Drops the first `len` buffered bytes for good (a PROXY header read
     /// before detection), reading them out of the socket if they were only
     /// peeked at.

@@ -170,9 +170,22 @@ pub enum HandlerError {
     /// A TLS handshake failed or did not finish before the detection deadline.
     #[error("tls: {0}")]
     Tls(#[source] std::io::Error),
+    /// The client sent something serve2 refuses (a PROXY header it may not
+    /// send, a broken one).
+    #[error("{0}")]
+    Refused(String),
     /// Anything else a custom handler wants to report.
     #[error("{0}")]
     Other(String),
+}
+
+impl HandlerError {
+    /// Whether the client caused it (garbage, resets, failed handshakes):
+    /// logged at info, as the operator can do nothing about it; backend
+    /// failures are logged at warn.
+    pub fn is_client_fault(&self) -> bool {
+        matches!(self, HandlerError::Client(_) | HandlerError::Tls(_) | HandlerError::Refused(_))
+    }
 }
 
 /// A protocol: its name (as logged in the chain), detector and handler.

@@ -289,7 +289,7 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
             Received::Invalid(why) => why,
         };
         summary.push("proxy-header");
-        summary.finish_failed(HandlerError::Other(format!("acceptProxy: {failure}")));
+        summary.finish_failed(HandlerError::Refused(format!("acceptProxy: {failure}")));
         return false;
     }
 }

@@ -84,7 +84,8 @@ impl Summary {
         self.unmatched_bytes = buffered;
     }
 
-    /// Logs the summary at info level, or warn when something failed.
+    /// Logs the summary at info level, or warn when something failed that
+    /// the client did not cause.
     pub fn log(&self) {
         let local = self.local;
         let elapsed = self.accepted.elapsed();
@@ -96,14 +97,20 @@ impl Summary {
         let sni = self.names.server_name.as_deref();
         let host = self.names.host.as_deref();
         let client = self.client.map(tracing::field::display);
-        if self.chain.is_empty() {
-            let reason = fallback.unwrap_or("no-match");
-            tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = %reason, "closed: no protocol matched");
-        } else if let End::Failed(error) = &self.report.end {
-            tracing::warn!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, end = %error, "connection failed");
-        } else {
-            let end = &self.report.end;
-            tracing::info!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, %end, "connection");
+        // One field list for every line but the unmatched one.
+        macro_rules! line {
+            ($level:ident, $end:expr, $message:literal) => {
+                tracing::$level!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, end = %$end, $message)
+            };
+        }
+        match &self.report.end {
+            _ if self.chain.is_empty() => {
+                let reason = fallback.unwrap_or("no-match");
+                tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = %reason, "closed: no protocol matched");
+            }
+            End::Failed(error) if error.is_client_fault() => line!(info, error, "connection failed"),
+            End::Failed(error) => line!(warn, error, "connection failed"),
+            end => line!(info, end, "connection"),
         }
     }
 }

@@ -140,3 +140,49 @@ fn out_of_descriptors_the_control_socket_backs_off_and_status_times_out() {
         daemon.child.kill().await.unwrap();
     });
 }
+
+#[test]
+fn bytes_that_arrived_while_the_daemon_was_stopped_are_read_before_a_timeout() {
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.json");
+        let config = format!(
+            r#"{{"address": "127.0.0.1:0", "control": "", "logStdout": true, "detectTimeout": 1, "protocols": [{{"kind": "echo"}}, {{"kind": "discard", "default": true}}]}}"#
+        );
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Serve2d::spawn(&[], &path);
+        let listen = daemon.listening_addr().await;
+        daemon.wait_for_line("serving").await;
+        let pid = daemon.pid() as i32;
+        // Accepted and waiting for bytes when the daemon stops.
+        let mut waiting = Vec::new();
+        for i in 0..40 {
+            let mut client = TcpStream::connect(listen).await.unwrap();
+            if i % 2 == 0 {
+                // Half a flight before the stop, the rest during it.
+                send(&mut client, b"EC").await;
+            }
+            waiting.push(client);
+        }
+        // A probe connection proves the daemon has accepted the others.
+        let mut probe = TcpStream::connect(listen).await.unwrap();
+        send(&mut probe, b"ECHO probe").await;
+        assert_eq!(read_exact(&mut probe, 10).await, b"ECHO probe");
+        // SAFETY: signals to the child this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        // Queued while it is stopped: one accepted before, one not yet.
+        let mut late = TcpStream::connect(listen).await.unwrap();
+        for (i, client) in waiting.iter_mut().enumerate() {
+            send(client, if i % 2 == 0 { b"HO hi".as_slice() } else { b"ECHO hi" }).await;
+        }
+        send(&mut late, b"ECHO hi").await;
+        // Past every detection deadline while stopped.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        for client in waiting.iter_mut().chain(std::iter::once(&mut late)) {
+            assert_eq!(read_exact(client, 7).await, b"ECHO hi");
+        }
+        daemon.child.kill().await.unwrap();
+    });
+}

@@ -103,7 +103,7 @@ struct RefuseProxyHeader;
 impl Handler for RefuseProxyHeader {
     fn handle(&self, _conn: crate::conn::Conn) -> HandlerFuture<'_> {
         Box::pin(async {
-            Err(HandlerError::Other("PROXY header from a source not listed in acceptProxy: closed".into()))
+            Err(HandlerError::Refused("PROXY header from a source not listed in acceptProxy: closed".into()))
         })
     }
 }

@@ -155,7 +155,14 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
             Ok(Ok(0)) => Unmatched::PeerClosed,
             Ok(Ok(_)) => continue,
             Ok(Err(e)) => return Err(e),
-            Err(_elapsed) => Unmatched::Timeout,
+            // The deadline passed; but if the process could not run for a
+            // while (stopped, paused), bytes may be queued that the runtime
+            // has not seen yet: judge them before giving up.
+            Err(_elapsed) => match conn.buffer_queued(more) {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => Unmatched::Timeout,
+                Err(e) => return Err(e),
+            },
         };
         return Ok(settle(conn, set, alive, reason));
     }
