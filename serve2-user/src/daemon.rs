@@ -68,7 +68,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(steer) => Some(start_steering(&config, steer, &mut groups, &mut described)?),
         None => None,
     };
-    let server = Server::new(config.router()?);
+    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
     let source = status_source(&config, described.clone(), server.stats(), steering.as_ref());
     let control = start_control(&config, source).await?;
     let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
@@ -97,6 +97,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         control.abort();
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `config` on listeners the caller bound (any number; each is
+/// served by one worker), until `shutdown` completes: the real daemon —
+/// policies by local port, protocols, routes, limits, the control socket if
+/// configured — without binding `address` and without kernel steering.
+/// Tests run the daemon in process this way, on listeners bound to `:0`.
+pub async fn run_with(
+    config: Config,
+    listeners: Vec<std::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let described: Vec<String> =
+        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    for listener in &listeners {
+        listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
+    }
+    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let source = status_source(&config, described, server.stats(), None);
+    let control = start_control(&config, source).await?;
+    server.serve_per_core(listeners.into_iter().map(|l| vec![l]).collect(), shutdown).await;
+    if let Some(control) = control {
+        control.abort();
+    }
     Ok(())
 }
 

@@ -61,6 +61,6 @@ pub mod steer;
 mod summary;
 
 pub use config::Config;
-pub use daemon::{RunError, run};
+pub use daemon::{RunError, run, run_with};
 pub use router::Router;
 pub use server::Server;

@@ -69,6 +69,8 @@ fn main() -> anyhow::Result<()> {
             if !no_lint {
                 lint()?;
             }
+            // The library without kernel steering must keep compiling.
+            run(cargo().args(["build", "-p", "serve2", "--no-default-features", "--lib"]))?;
             run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))
         }
         Task::Bench(args) => bench::run(&args),

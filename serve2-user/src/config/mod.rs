@@ -61,6 +61,8 @@ pub struct Config {
     pub relay: RelayMode,
     /// Worker threads, each with its own listening sockets.
     pub workers: usize,
+    /// How long open connections get to finish at shutdown.
+    pub shutdown_timeout: Duration,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -81,6 +83,7 @@ impl Config {
 const DEFAULT_MAX_READ: usize = 128;
 const DEFAULT_DETECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Config {
     /// Reads and checks a configuration file.
@@ -197,7 +200,7 @@ impl<'s> Checker<'s> {
         };
         let protocols = self.routed_set(&root, &raw.protocols, &routes, limits, shared, !top_level_needed);
         if raw.address.is_none() && steer.is_none() {
-            self.problem(root, "address or steer is required (for example \"address\": \":8080\")".into());
+            self.problem(root.clone(), "address or steer is required (for example \"address\": \":8080\")".into());
         }
         if let Some(steer) = &mut steer {
             self.no_loops(steer);
@@ -219,6 +222,7 @@ impl<'s> Checker<'s> {
             control,
             relay,
             workers,
+            shutdown_timeout: self.seconds(&root.key("shutdownTimeout"), raw.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT),
         })
     }
 

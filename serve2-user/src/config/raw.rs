@@ -41,6 +41,8 @@ pub struct RawConfig<'a> {
     pub relay: Option<String>,
     /// Worker threads (serve2 addition); default: one per CPU.
     pub workers: Option<u64>,
+    /// Seconds open connections get to finish at shutdown (serve2 addition; 5).
+    pub shutdown_timeout: Option<f64>,
     /// Skip detection: dial this route at accept (serve2 addition).
     pub forward: Option<RouteConf>,
     /// Where a client that sent nothing by `detectTimeout` goes (serve2 addition).

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use serve2::{Config, Router, Server};
+use serve2::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -42,6 +42,13 @@ pub fn ip(args: &[&str]) {
     assert!(status.success(), "ip {args:?} failed");
 }
 
+/// Whether a test that cannot run must fail instead of skipping: under CI
+/// (`CI=true`) and `cargo xtask test` (`SERVE2_REQUIRE_PEERS`), where root
+/// and every peer are there by construction.
+pub fn skips_fail() -> bool {
+    std::env::var_os("SERVE2_REQUIRE_PEERS").is_some() || std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// Runs `test` on a current-thread runtime in a fresh network namespace,
 /// or prints why it is skipped.
 pub fn in_netns<F, Fut>(test: F)
@@ -50,6 +57,7 @@ where
     Fut: Future<Output = ()>,
 {
     if let Err(reason) = enter_fresh_netns() {
+        assert!(!skips_fail(), "cannot run a network test: {reason}");
         eprintln!("SKIPPED: {reason}");
         return;
     }
@@ -68,31 +76,32 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts serving the configuration text (its `address` is ignored).
+    /// Starts serving the configuration text (its `address` is ignored; its
+    /// policies apply by the listener's port, as on a steered port).
     /// `SERVE2_TEST_RELAY=splice|copy|sockmap` overrides the relay mode of
     /// configurations that do not set one, to run a suite against a mode.
     pub async fn start(config: &str) -> Daemon {
         Self::start_at(config, "127.0.0.1:0").await
     }
 
-    /// Like [`Daemon::start`], listening on `bind`.
+    /// Like [`Daemon::start`], listening on `bind`: the real daemon
+    /// (`serve2::run_with`: policies by local port, routes, limits), one
+    /// worker, without kernel steering.
     pub async fn start_at(config: &str, bind: &str) -> Daemon {
-        let config = with_test_relay(config);
+        let config = with_test_defaults(config);
         let config = Config::parse(Path::new("test.json"), &config).unwrap_or_else(|e| panic!("{e}"));
         if config.relay == serve2::relay::RelayMode::Sockmap {
             serve2::relay::kernel::init().expect("load the in-kernel relay");
         }
-        let listener = TcpListener::bind(bind).await.expect("bind");
+        let address = serve2::config::ListenAddress::Addr(bind.parse().expect("bind address"));
+        let listener = serve2::listener::bind_group(&address, 1).expect("bind").remove(0);
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        // Tests leave clients open; do not wait long for them at stop.
-        let server = Server::new(Router::new(config.protocols)).with_shutdown_grace(Duration::from_millis(50));
         let task = tokio::spawn(async move {
-            server
-                .serve(vec![listener], async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            serve2::run_with(config, vec![listener], stopped).await.expect("daemon runs");
         });
         Daemon { addr, stop: Some(stop), task }
     }
@@ -110,11 +119,18 @@ impl Daemon {
     }
 }
 
-fn with_test_relay(config: &str) -> String {
-    let Ok(mode) = std::env::var("SERVE2_TEST_RELAY") else { return config.to_owned() };
+/// Fills in what tests want unless the configuration says otherwise: one
+/// worker, no control socket, a short shutdown (tests leave clients open),
+/// and the relay mode of `SERVE2_TEST_RELAY`.
+fn with_test_defaults(config: &str) -> String {
     let mut value: serde_json::Value = serde_json::from_str(config).expect("test config is JSON");
     if let Some(object) = value.as_object_mut() {
-        object.entry("relay").or_insert(serde_json::Value::String(mode));
+        object.entry("workers").or_insert(1.into());
+        object.entry("control").or_insert("".into());
+        object.entry("shutdownTimeout").or_insert(0.05.into());
+        if let Ok(mode) = std::env::var("SERVE2_TEST_RELAY") {
+            object.entry("relay").or_insert(serde_json::Value::String(mode));
+        }
     }
     value.to_string()
 }
@@ -202,10 +218,7 @@ pub fn peers_available(tools: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    assert!(
-        std::env::var_os("SERVE2_REQUIRE_PEERS").is_none(),
-        "missing {missing:?} (cargo xtask setup installs them)"
-    );
+    assert!(!skips_fail(), "missing {missing:?} (cargo xtask setup installs them)");
     eprintln!("SKIPPED: missing {missing:?}");
     false
 }
