@@ -110,8 +110,7 @@ pub async fn run_with(
     listeners: Vec<std::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let described: Vec<String> =
-        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    let described: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
     for listener in &listeners {
         listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
     }

@@ -222,7 +222,11 @@ impl<'s> Checker<'s> {
             control,
             relay,
             workers,
-            shutdown_timeout: self.seconds(&root.key("shutdownTimeout"), raw.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT),
+            shutdown_timeout: self.seconds(
+                &root.key("shutdownTimeout"),
+                raw.shutdown_timeout,
+                DEFAULT_SHUTDOWN_TIMEOUT,
+            ),
         })
     }
 
