@@ -72,12 +72,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let source = status_source(&config, described.clone(), server.stats(), steering.as_ref());
     let control = start_control(&config, source).await?;
     let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
-    tracing::info!(
-        listeners = %described.join(", "),
-        workers,
-        control = control_path.as_deref().unwrap_or("-"),
-        "serving"
-    );
+    let serving = move || {
+        tracing::info!(
+            listeners = %described.join(", "),
+            workers,
+            control = control_path.as_deref().unwrap_or("-"),
+            "serving"
+        );
+    };
     let shutdown = async move {
         shutdown.await;
         if let Some(steering) = steering {
@@ -92,7 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             per_worker[worker % workers].push(socket);
         }
     }
-    server.serve_per_core(per_worker, shutdown).await;
+    server.serve_per_core(per_worker, serving, shutdown).await;
     if let Some(control) = control {
         control.abort();
     }
@@ -115,9 +117,10 @@ pub async fn run_with(
         listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
     }
     let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
-    let source = status_source(&config, described, server.stats(), None);
+    let source = status_source(&config, described.clone(), server.stats(), None);
     let control = start_control(&config, source).await?;
-    server.serve_per_core(listeners.into_iter().map(|l| vec![l]).collect(), shutdown).await;
+    let workers = listeners.into_iter().map(|l| vec![l]).collect();
+    server.serve_per_core(workers, || tracing::info!(listeners = %described.join(", "), "serving"), shutdown).await;
     if let Some(control) = control {
         control.abort();
     }

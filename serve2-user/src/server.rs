@@ -109,21 +109,35 @@ impl Server {
     /// runtime over its own listeners (`workers[i]`, typically one socket of
     /// each SO_REUSEPORT group from [`crate::listener::bind_group`]). A
     /// connection lives on the thread that accepted it: no work stealing,
-    /// no cross-thread wake-ups. Returns when `shutdown` completes and every
-    /// worker has drained (each with the grace period).
-    pub async fn serve_per_core(&self, workers: Vec<Vec<std::net::TcpListener>>, shutdown: impl Future<Output = ()>) {
+    /// no cross-thread wake-ups. `on_ready` runs once every worker accepts.
+    /// Returns when `shutdown` completes and every worker has drained (each
+    /// with the grace period).
+    pub async fn serve_per_core(
+        &self,
+        workers: Vec<Vec<std::net::TcpListener>>,
+        on_ready: impl FnOnce(),
+        shutdown: impl Future<Output = ()>,
+    ) {
         let stop = CancellationToken::new();
         let mut threads = Vec::new();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let count = workers.len();
         for (index, listeners) in workers.into_iter().enumerate() {
-            let (server, stop) = (self.clone(), stop.clone());
+            let (server, stop, ready) = (self.clone(), stop.clone(), ready_tx.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("serve2-worker-{index}"))
-                .spawn(move || server.run_worker(listeners, stop));
+                .spawn(move || server.run_worker(listeners, stop, ready));
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(e) => tracing::error!(worker = index, error = %e, "cannot start worker thread"),
             }
         }
+        drop(ready_tx);
+        // Every worker accepts once this returns (a worker that failed to
+        // start dropped its sender and logged why).
+        let all_ready = tokio::task::spawn_blocking(move || (0..count).all(|_| ready_rx.recv().is_ok()));
+        let _ = all_ready.await;
+        on_ready();
         shutdown.await;
         stop.cancel();
         let joined = tokio::task::spawn_blocking(move || {
@@ -134,7 +148,12 @@ impl Server {
         let _ = joined.await;
     }
 
-    fn run_worker(&self, listeners: Vec<std::net::TcpListener>, stop: CancellationToken) {
+    fn run_worker(
+        &self,
+        listeners: Vec<std::net::TcpListener>,
+        stop: CancellationToken,
+        ready: std::sync::mpsc::Sender<()>,
+    ) {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(e) => return tracing::error!(error = %e, "cannot start a worker runtime"),
@@ -144,6 +163,7 @@ impl Server {
                 .into_iter()
                 .filter_map(|l| TcpListener::from_std(l).map_err(|e| tracing::error!(error = %e, "listener")).ok())
                 .collect();
+            let _ = ready.send(());
             self.serve(listeners, stop.cancelled_owned()).await;
         });
     }
