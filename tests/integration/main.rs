@@ -13,6 +13,7 @@ mod http;
 mod limits;
 mod openssh;
 mod peers;
+mod peers_e2e;
 mod proxy;
 mod routes;
 mod stalls;
