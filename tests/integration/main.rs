@@ -14,6 +14,7 @@ mod limits;
 mod matrix;
 mod openssh;
 mod peers;
+mod peers_e2e;
 mod proxy;
 mod routes;
 mod stalls;

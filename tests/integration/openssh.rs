@@ -10,15 +10,15 @@ use tokio::process::Command;
 use crate::support::certs::TestPki;
 use crate::support::*;
 
-struct Sshd {
+pub(crate) struct Sshd {
     _dir: tempfile::TempDir,
-    client_key: PathBuf,
+    pub(crate) client_key: PathBuf,
     _child: tokio::process::Child,
 }
 
 /// Starts sshd on 127.0.0.1:22 of this namespace with fresh keys, allowing
-/// root in with a fresh client key.
-async fn start_sshd() -> Sshd {
+/// root in with a fresh client key (and SFTP, for `scp`).
+pub(crate) async fn start_sshd() -> Sshd {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
     for key in ["host_key", "client_key"] {
@@ -36,7 +36,7 @@ async fn start_sshd() -> Sshd {
     std::fs::create_dir_all("/run/sshd").unwrap();
     let config = format!(
         "ListenAddress 127.0.0.1:22\nHostKey {}\nAuthorizedKeysFile {}\nPermitRootLogin yes\nStrictModes no\n\
-         UsePAM no\nPidFile none\nPasswordAuthentication no\nLogLevel QUIET\n",
+         UsePAM no\nSubsystem sftp internal-sftp\nPidFile none\nPasswordAuthentication no\nLogLevel QUIET\n",
         path("host_key").display(),
         path("authorized_keys").display()
     );
