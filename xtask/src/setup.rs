@@ -11,8 +11,21 @@ use anyhow::{Context, bail};
 use crate::cmd::{is_root, output, run};
 
 /// Debian packages the test suite drives (real peers, namespaces, limits).
-pub const TEST_PACKAGES: &[&str] =
-    &["openssh-server", "openssh-client", "openssl", "curl", "iproute2", "util-linux", "procps", "haproxy", "sslh"];
+pub const TEST_PACKAGES: &[&str] = &[
+    "openssh-server",
+    "openssh-client",
+    "openssl",
+    "curl",
+    "iproute2",
+    "util-linux",
+    "procps",
+    "haproxy",
+    "sslh",
+    "nginx-light",
+    "postgresql",
+    "postgresql-client",
+    "openvpn",
+];
 
 /// Debian packages `cargo xtask bench` measures against or drives.
 pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk"];

@@ -212,7 +212,6 @@ fn openvpn_tcp_client_reaches_its_server_through_a_proxy_default() {
 }
 
 #[test]
-#[ignore = "until the openvpn detector lands"]
 fn openvpn_tcp_client_reaches_its_server_through_the_openvpn_route() {
     in_netns(|| async {
         if !peers_available(&[OPENVPN]) {
