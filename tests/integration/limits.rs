@@ -146,9 +146,7 @@ fn bytes_that_arrived_while_the_daemon_was_stopped_are_read_before_a_timeout() {
     in_netns(|| async {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("conf.json");
-        let config = format!(
-            r#"{{"address": "127.0.0.1:0", "control": "", "logStdout": true, "detectTimeout": 1, "protocols": [{{"kind": "echo"}}, {{"kind": "discard", "default": true}}]}}"#
-        );
+        let config = r#"{"address": "127.0.0.1:0", "control": "", "logStdout": true, "detectTimeout": 1, "protocols": [{"kind": "echo"}, {"kind": "discard", "default": true}]}"#;
         std::fs::write(&path, config).unwrap();
         let mut daemon = Serve2d::spawn(&[], &path);
         let listen = daemon.listening_addr().await;
