@@ -11,6 +11,7 @@ mod differential;
 mod example;
 mod http;
 mod limits;
+mod many;
 mod matrix;
 mod openssh;
 mod peers;
