@@ -11,6 +11,15 @@ pub const LISTENER_MAP: &str = "LISTENER";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Program settings (`u32` array, indexed by [`Setting`]).
 pub const SETTINGS_MAP: &str = "SETTINGS";
+/// The daemon's heartbeat (`u64` array, one slot): the `CLOCK_MONOTONIC`
+/// time in nanoseconds of its last beat; 0 = no heartbeat kept.
+pub const HEARTBEAT_MAP: &str = "HEARTBEAT";
+/// A heartbeat older than this means the daemon cannot run (stopped, hung):
+/// the program then leaves connections to the kernel's normal lookup rather
+/// than queue them on a listener nobody accepts from.
+pub const HEARTBEAT_STALE_NS: u64 = 1_000_000_000;
+/// How often the daemon beats (a quarter of the staleness limit).
+pub const HEARTBEAT_INTERVAL_NS: u64 = HEARTBEAT_STALE_NS / 4;
 /// Local IPv4 prefixes steering is limited to (LPM trie, 4-byte keys).
 pub const SCOPE_V4_MAP: &str = "SCOPE_V4";
 /// Local IPv6 prefixes steering is limited to (LPM trie, 16-byte keys).
@@ -59,14 +68,22 @@ pub enum Counter {
     AssignErrors = 3,
     /// Steered port but local address outside the scope: passed on.
     OutOfScope = 4,
+    /// Steered port but the daemon's heartbeat is stale: passed on.
+    Stale = 5,
 }
 /// Entries in [`COUNTERS_MAP`].
-pub const COUNTER_COUNT: u32 = 5;
+pub const COUNTER_COUNT: u32 = 6;
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; COUNTER_COUNT as usize] =
-        [Counter::Lookups, Counter::Steered, Counter::NoSocket, Counter::AssignErrors, Counter::OutOfScope];
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::Lookups,
+        Counter::Steered,
+        Counter::NoSocket,
+        Counter::AssignErrors,
+        Counter::OutOfScope,
+        Counter::Stale,
+    ];
 
     /// A short name for status output.
     pub const fn name(self) -> &'static str {
@@ -76,6 +93,7 @@ impl Counter {
             Counter::NoSocket => "no_socket",
             Counter::AssignErrors => "assign_errors",
             Counter::OutOfScope => "out_of_scope",
+            Counter::Stale => "stale_daemon",
         }
     }
 }

@@ -12,6 +12,7 @@
 mod relay;
 
 use aya_ebpf::bindings::sk_action::SK_PASS;
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_sk_lookup};
 use aya_ebpf::macros::{map, sk_lookup};
 use aya_ebpf::maps::lpm_trie::Key;
@@ -19,7 +20,8 @@ use aya_ebpf::maps::{Array, LpmTrie, PerCpuArray, SockMap};
 use aya_ebpf::programs::SkLookupContext;
 use aya_log_ebpf::debug;
 use serve2_common::{
-    COUNTER_COUNT, Counter, FLAG_SCOPED, NOT_STEERED, PORT_COUNT, SCOPE_CAPACITY, SETTING_COUNT, Setting,
+    COUNTER_COUNT, Counter, FLAG_SCOPED, HEARTBEAT_STALE_NS, NOT_STEERED, PORT_COUNT, SCOPE_CAPACITY, SETTING_COUNT,
+    Setting,
 };
 
 const AF_INET: u32 = 2;
@@ -35,6 +37,8 @@ static LISTENER: SockMap = SockMap::with_max_entries(1, 0);
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
 #[map]
 static SETTINGS: Array<u32> = Array::with_max_entries(SETTING_COUNT, 0);
+#[map]
+static HEARTBEAT: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 static SCOPE_V4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(SCOPE_CAPACITY, BPF_F_NO_PREALLOC);
 #[map]
@@ -56,6 +60,12 @@ pub fn serve2_steer(ctx: SkLookupContext) -> u32 {
         count(Counter::OutOfScope);
         return SK_PASS;
     }
+    // A daemon that has not beaten for a while is stopped or hung: its
+    // listener would only queue the connection. Fail open instead.
+    if heartbeat_stale() {
+        count(Counter::Stale);
+        return SK_PASS;
+    }
     match LISTENER.redirect_sk_lookup(&ctx, 0, 0) {
         Ok(()) => count(Counter::Steered),
         // No listener in the map: the daemon is gone. Fail open.
@@ -68,6 +78,15 @@ pub fn serve2_steer(ctx: SkLookupContext) -> u32 {
         }
     }
     SK_PASS
+}
+
+/// Whether the daemon's last heartbeat is older than the limit (never when
+/// it keeps none).
+fn heartbeat_stale() -> bool {
+    let last = HEARTBEAT.get(0).copied().unwrap_or(0);
+    // SAFETY: a helper without arguments, allowed in every program type.
+    let now = unsafe { bpf_ktime_get_ns() };
+    last != 0 && now.saturating_sub(last) > HEARTBEAT_STALE_NS
 }
 
 /// With scoping on, only local addresses inside a configured prefix are

@@ -80,8 +80,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "serving"
         );
     };
+    let heartbeat = start_heartbeat(steering.as_ref());
     let shutdown = async move {
         shutdown.await;
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+        }
         if let Some(steering) = steering {
             drop(steering);
             tracing::info!("steering detached; draining connections");
@@ -185,6 +189,17 @@ fn start_steering(
         tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
     }
     Ok((steering, plan))
+}
+
+/// Keeps the program's heartbeat going on this (the main) runtime.
+#[cfg(feature = "steer")]
+fn start_heartbeat(steering: Option<&Steering>) -> Option<tokio::task::JoinHandle<()>> {
+    steering.map(|(steering, _)| tokio::spawn(steering.heartbeat().keep_beating()))
+}
+
+#[cfg(not(feature = "steer"))]
+fn start_heartbeat(_: Option<&Steering>) -> Option<tokio::task::JoinHandle<()>> {
+    None
 }
 
 #[cfg(not(feature = "steer"))]

@@ -237,6 +237,39 @@ fn killing_the_daemon_leaves_no_port_hanging() {
 }
 
 #[test]
+fn a_stopped_daemon_leaves_no_port_hanging_and_steers_again_when_continued() {
+    in_netns(|| async {
+        let _own = named_listener(9005, "own listener").await;
+        let (_dir, daemon) = start(r#""steer": {"ports": [9005, "9000-9010"]}, "protocols": [{"kind": "echo"}]"#).await;
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9005)), "alive").await;
+        let pid = daemon.pid() as i32;
+        // SAFETY: signals to the child this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        // Past the heartbeat's limit (1 s): the program stops steering.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(first_bytes(9005).await, b"own listener");
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect("127.0.0.1:9001")).await;
+        let error = result.expect("no hang").expect_err("nothing else listens");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        // Steered again once it beats (bounded).
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(mut client) = TcpStream::connect("127.0.0.1:9001").await {
+                send(&mut client, b"ECHO back").await;
+                assert_eq!(read_exact(&mut client, 9).await, b"ECHO back");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not steered again after SIGCONT");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+#[test]
 fn without_privileges_steering_fails_clearly_and_plain_mode_still_works() {
     in_netns(|| async {
         let dir = tempfile::tempdir().unwrap();

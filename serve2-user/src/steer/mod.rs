@@ -21,8 +21,8 @@ use aya::maps::{Array, MapData, PerCpuArray, SockMap};
 use aya::programs::SkLookup;
 use ipnet::IpNet;
 use serve2_common::{
-    COUNTERS_MAP, Counter, FLAG_SCOPED, LISTENER_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
-    Setting,
+    COUNTERS_MAP, Counter, FLAG_SCOPED, HEARTBEAT_INTERVAL_NS, HEARTBEAT_MAP, LISTENER_MAP, PORTS_MAP, PROGRAM,
+    SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP, Setting,
 };
 
 pub use plan::{SteerPlan, listening_ports};
@@ -66,6 +66,51 @@ pub enum SteerError {
 pub struct Steering {
     _ebpf: Ebpf,
     counters: Arc<KernelCounters>,
+    heartbeat: Arc<Heartbeat>,
+}
+
+/// The daemon's heartbeat in the program's map: while it beats, steered
+/// connections go to the daemon; once it stops beating for a second
+/// (process stopped, runtime hung), the program lets the kernel's normal
+/// lookup take them instead of queueing them.
+pub struct Heartbeat {
+    map: std::sync::Mutex<Array<MapData, u64>>,
+}
+
+impl std::fmt::Debug for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Heartbeat").finish_non_exhaustive()
+    }
+}
+
+impl Heartbeat {
+    /// How often to beat.
+    pub const INTERVAL: std::time::Duration = std::time::Duration::from_nanos(HEARTBEAT_INTERVAL_NS);
+
+    /// Records "alive now" (the clock `bpf_ktime_get_ns` reads).
+    pub fn beat(&self) {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes the struct passed.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+            return;
+        }
+        let ns = (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64);
+        if let Ok(mut map) = self.map.lock()
+            && let Err(e) = map.set(0, ns, 0)
+        {
+            tracing::warn!(error = %e, "steering heartbeat");
+        }
+    }
+
+    /// Beats every [`Heartbeat::INTERVAL`] until the task is dropped.
+    pub async fn keep_beating(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(Self::INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.beat();
+        }
+    }
 }
 
 impl std::fmt::Debug for Steering {
@@ -129,6 +174,12 @@ impl Steering {
             let mut settings: Array<_, u32> = typed_map(&mut ebpf, SETTINGS_MAP)?;
             settings.set(Setting::Flags as u32, FLAG_SCOPED, 0).map_err(map_error(SETTINGS_MAP))?;
         }
+        // Alive from the first connection on (beaten again below).
+        let heartbeat =
+            ebpf.take_map(HEARTBEAT_MAP).ok_or_else(|| SteerError::Load(format!("no map {HEARTBEAT_MAP}")))?;
+        let heartbeat: Array<MapData, u64> = Array::try_from(heartbeat).map_err(map_error(HEARTBEAT_MAP))?;
+        let heartbeat = Arc::new(Heartbeat { map: std::sync::Mutex::new(heartbeat) });
+        heartbeat.beat();
         let mut sockets: SockMap<_> = typed_map(&mut ebpf, LISTENER_MAP)?;
         sockets.set(0, &listener.as_raw_fd(), 0).map_err(map_error(LISTENER_MAP))?;
 
@@ -144,12 +195,17 @@ impl Steering {
 
         let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
         let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
-        Ok(Steering { _ebpf: ebpf, counters: Arc::new(KernelCounters { map: counters }) })
+        Ok(Steering { _ebpf: ebpf, counters: Arc::new(KernelCounters { map: counters }), heartbeat })
     }
 
     /// The program's counters.
     pub fn counters(&self) -> Arc<KernelCounters> {
         self.counters.clone()
+    }
+
+    /// The heartbeat to keep beating while the daemon serves.
+    pub fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
     }
 }
 
