@@ -12,8 +12,8 @@
 mod relay;
 
 use aya_ebpf::bindings::sk_action::SK_PASS;
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_sk_lookup};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, sk_lookup};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, PerCpuArray, SockMap};
