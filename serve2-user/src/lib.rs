@@ -50,10 +50,12 @@ pub mod detect;
 pub mod handler;
 pub mod listener;
 pub mod logging;
+mod notify;
 pub mod ports;
 pub mod protocol;
 pub mod proxy_header;
 pub mod relay;
+mod reload;
 pub mod router;
 pub mod server;
 #[cfg(feature = "steer")]

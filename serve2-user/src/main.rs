@@ -1,6 +1,7 @@
 //! serve2d: the serve2 daemon. `serve2d CONFIG.json` serves; `--check`
 //! validates the configuration and exits; `serve2d status` asks a running
-//! daemon what it listens on and steers.
+//! daemon what it listens on and steers; `serve2d reload` makes it re-read
+//! its configuration.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,12 +38,24 @@ enum Command {
         /// The daemon's configuration, to find its control socket.
         config: Option<PathBuf>,
     },
+    /// Ask a running daemon to re-read the configuration file it was
+    /// started with, check it, and swap it in without dropping a
+    /// connection (exit 1 with the reason when it refuses).
+    Reload {
+        /// The daemon's control socket (default: from CONFIG, else /run/serve2d.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The daemon's configuration, to find its control socket.
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Status { json, socket, config }) = cli.command {
-        return report(status(json, socket, config));
+    match cli.command {
+        Some(Command::Status { json, socket, config }) => return report(status(json, socket, config)),
+        Some(Command::Reload { socket, config }) => return report(reload(socket, config)),
+        None => {}
     }
     let Some(path) = cli.config else {
         return ExitCode::FAILURE; // clap requires it; unreachable in practice.
@@ -71,15 +84,29 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let socket = match (socket, config) {
+/// The control socket: given, or named by the configuration, or the default.
+fn control_socket(socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(match (socket, config) {
         (Some(socket), _) => socket,
         (None, Some(config)) => {
             let config = Config::load(&config)?;
             config.control.context("the configuration disables the control socket (\"control\": \"\")")?
         }
         (None, None) => PathBuf::from(serve2::config::DEFAULT_CONTROL),
-    };
+    })
+}
+
+fn reload(socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let socket = control_socket(socket, config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let answer = runtime.block_on(serve2::control::request_reload(&socket))?;
+    anyhow::ensure!(answer.ok, "reload refused: {}", answer.message);
+    println!("{}", answer.message);
+    Ok(())
+}
+
+fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let socket = control_socket(socket, config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let status = runtime.block_on(serve2::control::query(&socket))?;
     if json {

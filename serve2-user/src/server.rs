@@ -23,7 +23,9 @@ use crate::summary::Summary;
 /// Serves connections from any number of listeners through a [`Router`].
 #[derive(Debug, Clone)]
 pub struct Server {
-    router: Arc<Router>,
+    /// Swapped whole on reload: a connection keeps the router it was
+    /// accepted under for its whole life.
+    router: Arc<arc_swap::ArcSwap<Router>>,
     shutdown_grace: Duration,
     stats: Arc<ServerStats>,
 }
@@ -67,7 +69,17 @@ impl Drop for OpenConnection {
 impl Server {
     /// A server routing connections with `router`.
     pub fn new(router: Router) -> Self {
-        Self { router: Arc::new(router), shutdown_grace: Duration::from_secs(5), stats: Arc::default() }
+        Self {
+            router: Arc::new(arc_swap::ArcSwap::from_pointee(router)),
+            shutdown_grace: Duration::from_secs(5),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Routes connections accepted from now on with `router`; open ones
+    /// keep theirs.
+    pub fn replace_router(&self, router: Router) {
+        self.router.store(Arc::new(router));
     }
 
     /// Live connection counts.
@@ -181,7 +193,7 @@ async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker
             Ok((stream, peer)) => {
                 backoff.reset();
                 let open = OpenConnection::new(&server.stats);
-                tracker.spawn(ConnectionTask::new(server.router.clone(), stream, peer, Instant::now(), open));
+                tracker.spawn(ConnectionTask::new(server.router.load_full(), stream, peer, Instant::now(), open));
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => tokio::select! {

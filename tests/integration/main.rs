@@ -17,6 +17,7 @@ mod openssh;
 mod peers;
 mod peers_e2e;
 mod proxy;
+mod reload;
 mod routes;
 mod stalls;
 mod steer;

@@ -67,6 +67,8 @@ pub struct Steering {
     _ebpf: Ebpf,
     counters: Arc<KernelCounters>,
     heartbeat: Arc<Heartbeat>,
+    /// The port map, changed on reload.
+    ports: std::sync::Mutex<Array<MapData, u32>>,
 }
 
 /// The daemon's heartbeat in the program's map: while it beats, steered
@@ -195,12 +197,31 @@ impl Steering {
 
         let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
         let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
-        Ok(Steering { _ebpf: ebpf, counters: Arc::new(KernelCounters { map: counters }), heartbeat })
+        let ports = ebpf.take_map(PORTS_MAP).ok_or_else(|| SteerError::Load(format!("no map {PORTS_MAP}")))?;
+        let ports = Array::try_from(ports).map_err(map_error(PORTS_MAP))?;
+        Ok(Steering {
+            _ebpf: ebpf,
+            counters: Arc::new(KernelCounters { map: counters }),
+            heartbeat,
+            ports: std::sync::Mutex::new(ports),
+        })
     }
 
     /// The program's counters.
     pub fn counters(&self) -> Arc<KernelCounters> {
         self.counters.clone()
+    }
+
+    /// Steers `ports` (with `policies`' values), or stops steering them
+    /// (`None`). Each port flips on its own: connections already accepted
+    /// are never touched.
+    pub fn set_ports(&self, ports: &crate::ports::PortSet, policies: Option<&[Policy]>) -> Result<(), SteerError> {
+        let mut map = self.ports.lock().map_err(|_| SteerError::Load("port map lock poisoned".into()))?;
+        for port in ports.iter() {
+            let value = policies.map_or(serve2_common::NOT_STEERED, |policies| port_value(policies, port));
+            map.set(u32::from(port), value, 0).map_err(map_error(PORTS_MAP))?;
+        }
+        Ok(())
     }
 
     /// The heartbeat to keep beating while the daemon serves.

@@ -1,18 +1,10 @@
-//! The control socket: `serve2d status` asks a running daemon what it
-//! listens on and steers, since `ss -ltn` no longer tells the truth.
-//!
-//! Protocol: connect to the Unix socket; the daemon writes one JSON
-//! [`Status`] and closes.
+//! What `serve2d status` shows: a running daemon's listeners, steering and
+//! policies.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
 
 /// A running daemon's state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -71,86 +63,6 @@ pub struct PolicyStatus {
     pub protocols: Vec<String>,
     /// Its fallback.
     pub fallback: Option<String>,
-}
-
-/// Produces a fresh [`Status`] on demand.
-pub type StatusSource = Arc<dyn Fn() -> Status + Send + Sync>;
-
-/// Binds the control socket at `path`. A socket file left by a daemon that
-/// died is replaced; one a live daemon answers on is an error.
-pub async fn bind(path: &Path) -> io::Result<UnixListener> {
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{} is in use by a running serve2d", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    // Status is for the operator, not every local user.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
-    Ok(listener)
-}
-
-/// Answers status requests until the task is dropped; removes the socket
-/// file when done.
-pub async fn serve(listener: UnixListener, path: PathBuf, status: StatusSource) {
-    let _cleanup = RemoveOnDrop(path);
-    let mut backoff = crate::accept::Backoff::new("control socket");
-    loop {
-        let mut stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) if crate::accept::is_per_connection(&e) => continue,
-            // Out of descriptors: retry later instead of spinning on the
-            // thread that also handles signals.
-            Err(e) => {
-                backoff.wait(&e).await;
-                continue;
-            }
-        };
-        backoff.reset();
-        let status = status();
-        tokio::spawn(async move {
-            if let Ok(json) = serde_json::to_vec(&status) {
-                // A peer that never reads must not hold the task forever.
-                let _ = tokio::time::timeout(REQUEST_TIMEOUT, async {
-                    let _ = stream.write_all(&json).await;
-                    let _ = stream.shutdown().await;
-                })
-                .await;
-            }
-        });
-    }
-}
-
-/// How long one control request may take, on either end.
-pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Asks the daemon behind `path` for its status.
-pub async fn query(path: &Path) -> io::Result<Status> {
-    tokio::time::timeout(REQUEST_TIMEOUT, query_unbounded(path)).await.unwrap_or_else(|_| {
-        let message = format!("{}: no answer within {REQUEST_TIMEOUT:?} (is serve2d stopped or hung?)", path.display());
-        Err(io::Error::new(io::ErrorKind::TimedOut, message))
-    })
-}
-
-async fn query_unbounded(path: &Path) -> io::Result<Status> {
-    let mut stream = UnixStream::connect(path)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e} (is serve2d running?)", path.display())))?;
-    let mut json = Vec::new();
-    stream.read_to_end(&mut json).await?;
-    serde_json::from_slice(&json).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 impl fmt::Display for Status {

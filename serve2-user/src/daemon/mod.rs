@@ -1,0 +1,234 @@
+//! Assembling a configured daemon: listeners, kernel steering, the control
+//! socket, the server; and taking them down in the right order.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::config::{Config, DEFAULT_CONTROL};
+use crate::control::{ReloadRequest, StatusSource};
+use crate::reload::{Live, Reloader};
+use crate::{Server, control, listener};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Binding a listening socket failed.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Kernel steering could not start.
+    #[cfg(feature = "steer")]
+    #[error(transparent)]
+    Steer(#[from] crate::steer::SteerError),
+    /// The configuration steers, but this build has no eBPF program.
+    #[error("this serve2 was built without the `steer` feature; remove \"steer\" from the configuration")]
+    SteeringNotBuilt,
+    /// The in-kernel relay could not be loaded.
+    #[error("loading the in-kernel relay (\"relay\": \"sockmap\"): {0}")]
+    KernelRelay(String),
+    /// The configured control socket could not be created.
+    #[error("control socket {path}: {source}")]
+    Control {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration's policies do not fit the router.
+    #[error(transparent)]
+    Router(#[from] crate::router::RouterError),
+}
+
+mod status;
+mod steering;
+
+/// Serves a loaded configuration until `shutdown` completes. SIGHUP and
+/// `serve2d reload` re-read the configuration file (see [`crate::reload`]).
+///
+/// At shutdown, steering is detached first (new connections fail open to
+/// the kernel's normal lookup), then accepting stops and open connections get
+/// their grace period.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let workers = config.workers;
+    // One SO_REUSEPORT group per listening address, one socket per worker.
+    let mut groups: Vec<Vec<std::net::TcpListener>> = Vec::new();
+    let mut described = Vec::new();
+    if let Some(address) = config.listen {
+        let bind_error = |source| RunError::Bind { address: address.to_string(), source };
+        let group = listener::bind_group(&address, workers).map_err(bind_error)?;
+        let local = group[0].local_addr().map_err(bind_error)?;
+        tracing::info!(%local, config = %config.file.display(), "listening");
+        described.push(local.to_string());
+        groups.push(group);
+    }
+    start_kernel_relay(&config)?;
+    let started = match &config.steer {
+        Some(steer) => Some(steering::start(&config, steer, &mut groups, &mut described)?),
+        None => None,
+    };
+    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let shared_steering = started.as_ref().map(|s| s.steering.clone()).unwrap_or_default();
+    let live = Arc::new(RwLock::new(Live {
+        config: config.clone(),
+        #[cfg(feature = "steer")]
+        plan: started.as_ref().map(|s| s.plan.clone()),
+    }));
+    let source = status::source(
+        live.clone(),
+        described.clone(),
+        server.stats(),
+        #[cfg(feature = "steer")]
+        started.as_ref().map(|s| s.counters.clone()),
+    );
+    let reloader = Reloader {
+        file: config.file.clone(),
+        live,
+        server: server.clone(),
+        steering: shared_steering.clone(),
+        own_ports: steering::own_ports(&groups),
+    };
+    let (reloads, requests) = tokio::sync::mpsc::channel(4);
+    let reloading = tokio::spawn(serve_reloads(reloader, requests));
+    let control = start_control(&config, source, Some(reloads)).await?;
+    let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
+    let serving = move || {
+        tracing::info!(
+            listeners = %described.join(", "),
+            workers,
+            control = control_path.as_deref().unwrap_or("-"),
+            "serving"
+        );
+        crate::notify::ready();
+    };
+    let heartbeat = steering::start_heartbeat(&shared_steering);
+    let shutdown = async move {
+        shutdown.await;
+        crate::notify::stopping();
+        reloading.abort();
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+        }
+        steering::detach(&shared_steering);
+    };
+    // Worker i gets socket i of every group.
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for group in groups {
+        for (worker, socket) in group.into_iter().enumerate() {
+            per_worker[worker % workers].push(socket);
+        }
+    }
+    server.serve_per_core(per_worker, serving, shutdown).await;
+    if let Some(control) = control {
+        control.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Applies reloads one at a time, from the control socket and from SIGHUP
+/// (logrotate and `systemctl reload` send one: it must never end the
+/// daemon).
+async fn serve_reloads(reloader: Reloader, mut requests: tokio::sync::mpsc::Receiver<ReloadRequest>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => Some(hangups),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; reload with `serve2d reload`");
+            None
+        }
+    };
+    loop {
+        let hangup = async {
+            match &mut hangups {
+                Some(hangups) => hangups.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            request = requests.recv() => match request {
+                Some(request) => {
+                    let answer = reloader.reload(&request.requester);
+                    let _ = request.answer.send(answer);
+                }
+                None => return,
+            },
+            Some(()) = hangup => {
+                reloader.reload("SIGHUP");
+            }
+        }
+    }
+}
+
+/// Serves `config` on listeners the caller bound (any number; each is
+/// served by one worker), until `shutdown` completes: the real daemon —
+/// policies by local port, protocols, routes, limits, the control socket if
+/// configured — without binding `address` and without kernel steering.
+/// Tests run the daemon in process this way, on listeners bound to `:0`.
+pub async fn run_with(
+    config: Config,
+    listeners: Vec<std::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let described: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    for listener in &listeners {
+        listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
+    }
+    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let live = Arc::new(RwLock::new(Live {
+        config: config.clone(),
+        #[cfg(feature = "steer")]
+        plan: None,
+    }));
+    let source = status::source(
+        live,
+        described.clone(),
+        server.stats(),
+        #[cfg(feature = "steer")]
+        None,
+    );
+    let control = start_control(&config, source, None).await?;
+    let workers = listeners.into_iter().map(|l| vec![l]).collect();
+    server.serve_per_core(workers, || tracing::info!(listeners = %described.join(", "), "serving"), shutdown).await;
+    if let Some(control) = control {
+        control.abort();
+    }
+    Ok(())
+}
+
+/// Loads the in-kernel relay when the configuration asks for it.
+fn start_kernel_relay(config: &Config) -> Result<(), RunError> {
+    if config.relay != crate::relay::RelayMode::Sockmap {
+        return Ok(());
+    }
+    #[cfg(feature = "steer")]
+    {
+        crate::relay::kernel::init().map_err(RunError::KernelRelay)?;
+        tracing::info!("in-kernel relay (sockmap) loaded");
+        Ok(())
+    }
+    #[cfg(not(feature = "steer"))]
+    Err(RunError::SteeringNotBuilt)
+}
+
+/// Starts the control socket. A failure is fatal only when the socket was
+/// configured explicitly.
+async fn start_control(
+    config: &Config,
+    source: StatusSource,
+    reloads: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
+    let Some(path) = config.control.clone() else { return Ok(None) };
+    match control::bind(&path).await {
+        Ok(listener) => Ok(Some(tokio::spawn(control::serve(listener, path, source, reloads)))),
+        Err(e) if path == Path::new(DEFAULT_CONTROL) => {
+            tracing::warn!(path = %path.display(), error = %e, "no control socket; `serve2d status` will not work");
+            Ok(None)
+        }
+        Err(source) => Err(RunError::Control { path: path.display().to_string(), source }),
+    }
+}

@@ -1,0 +1,69 @@
+//! What `serve2d status` reports, read from the configuration in force.
+
+use std::sync::{Arc, RwLock};
+
+#[cfg(feature = "steer")]
+use crate::control::SteeringStatus;
+use crate::control::{Connections, PolicyStatus, Status, StatusSource};
+use crate::protocol::ProtocolSet;
+use crate::reload::Live;
+use crate::server::ServerStats;
+
+/// A status source over the live state.
+pub(super) fn source(
+    live: Arc<RwLock<Live>>,
+    listeners: Vec<String>,
+    stats: Arc<ServerStats>,
+    #[cfg(feature = "steer")] counters: Option<Arc<crate::steer::KernelCounters>>,
+) -> StatusSource {
+    Arc::new(move || {
+        let Ok(live) = live.read() else {
+            return Status {
+                pid: std::process::id(),
+                config: String::new(),
+                listeners: listeners.clone(),
+                connections: Connections::default(),
+                steering: None,
+                policies: Vec::new(),
+            };
+        };
+        let config = &live.config;
+        let mut policies: Vec<PolicyStatus> =
+            config.policies.iter().map(|p| policy(&p.name, format!("ports {}", p.ports), &p.protocols)).collect();
+        policies.push(policy("top level", "every other port".into(), &config.protocols));
+        Status {
+            pid: std::process::id(),
+            config: config.file.display().to_string(),
+            listeners: listeners.clone(),
+            connections: Connections { accepted: stats.accepted(), open: stats.open() },
+            #[cfg(feature = "steer")]
+            steering: steering(&live, counters.as_deref()),
+            #[cfg(not(feature = "steer"))]
+            steering: None,
+            policies,
+        }
+    })
+}
+
+#[cfg(feature = "steer")]
+fn steering(live: &Live, counters: Option<&crate::steer::KernelCounters>) -> Option<SteeringStatus> {
+    let (plan, steer) = (live.plan.as_ref()?, live.config.steer.as_ref()?);
+    Some(SteeringStatus {
+        ports: plan.steered.to_string(),
+        steered: plan.steered.len(),
+        skipped: plan.skipped.to_string(),
+        local_targets: plan.local_targets.to_string(),
+        excluded: steer.exclude.to_string(),
+        scope: steer.scope.iter().map(ToString::to_string).collect(),
+        counters: counters.map(|c| c.read().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()).unwrap_or_default(),
+    })
+}
+
+fn policy(name: &str, ports: String, set: &ProtocolSet) -> PolicyStatus {
+    PolicyStatus {
+        name: name.to_owned(),
+        ports,
+        protocols: set.protocols().iter().map(|p| p.name().to_owned()).collect(),
+        fallback: set.fallback().map(|p| p.name().to_owned()),
+    }
+}

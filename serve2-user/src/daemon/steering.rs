@@ -1,0 +1,101 @@
+//! Starting kernel steering for the daemon: the steering listener, the plan,
+//! the attached program and its heartbeat.
+
+use super::RunError;
+use crate::config::Config;
+use crate::ports::PortSet;
+use crate::reload::SharedSteering;
+
+/// What starting steering produced.
+#[derive(Debug)]
+pub(super) struct Started {
+    /// The program, shared with reload and shutdown.
+    pub steering: SharedSteering,
+    /// The ports in its map.
+    #[cfg(feature = "steer")]
+    pub plan: crate::steer::SteerPlan,
+    /// The program's counters, for status.
+    #[cfg(feature = "steer")]
+    pub counters: std::sync::Arc<crate::steer::KernelCounters>,
+}
+
+/// Binds the steering listener (one per worker), plans the ports, loads and
+/// attaches the program; adds the listeners to `groups`.
+#[cfg(feature = "steer")]
+pub(super) fn start(
+    config: &Config,
+    steer: &crate::config::SteerConfig,
+    groups: &mut Vec<Vec<std::net::TcpListener>>,
+    described: &mut Vec<String>,
+) -> Result<Started, RunError> {
+    use crate::steer::{SteerPlan, Steering, listening_ports};
+    let started = std::time::Instant::now();
+    let address = crate::config::ListenAddress::AllInterfaces(0);
+    let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
+    let group = crate::listener::bind_group(&address, config.workers).map_err(bind_error)?;
+    let local = group[0].local_addr().map_err(bind_error)?;
+    groups.push(group);
+    let in_use = listening_ports().map_err(bind_error)?;
+    let plan = SteerPlan::new(steer, &in_use, &own_ports(groups));
+    // The kernel spreads what the program assigns to the group's first
+    // socket over the whole SO_REUSEPORT group.
+    let first = groups.last().and_then(|g| g.first()).ok_or(RunError::SteeringNotBuilt)?;
+    let steering = Steering::attach(first, &plan, &config.policies, &steer.scope)?;
+    described.push(format!("{local} (steering)"));
+    tracing::info!(
+        listener = %local,
+        steered = plan.steered.len(),
+        ports = %plan.steered,
+        ms = %format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+        "steering attached"
+    );
+    if !plan.local_targets.is_empty() {
+        tracing::info!(ports = %plan.local_targets, "not steering ports of local targets (they would loop back)");
+    }
+    if !plan.skipped.is_empty() {
+        tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
+    }
+    let counters = steering.counters();
+    Ok(Started { steering: std::sync::Arc::new(std::sync::Mutex::new(Some(steering))), plan, counters })
+}
+
+#[cfg(not(feature = "steer"))]
+pub(super) fn start(
+    _: &Config,
+    _: &crate::config::SteerConfig,
+    _: &mut Vec<Vec<std::net::TcpListener>>,
+    _: &mut Vec<String>,
+) -> Result<Started, RunError> {
+    Err(RunError::SteeringNotBuilt)
+}
+
+/// The ports of serve2's own listeners.
+pub(super) fn own_ports(groups: &[Vec<std::net::TcpListener>]) -> PortSet {
+    groups.iter().flatten().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect()
+}
+
+/// Keeps the program's heartbeat going on this (the main) runtime.
+#[cfg(feature = "steer")]
+pub(super) fn start_heartbeat(steering: &SharedSteering) -> Option<tokio::task::JoinHandle<()>> {
+    let heartbeat = steering.lock().ok()?.as_ref()?.heartbeat();
+    Some(tokio::spawn(heartbeat.keep_beating()))
+}
+
+#[cfg(not(feature = "steer"))]
+pub(super) fn start_heartbeat(_: &SharedSteering) -> Option<tokio::task::JoinHandle<()>> {
+    None
+}
+
+/// Detaches the program (new connections fall back to the kernel's normal
+/// lookup at once).
+#[cfg(feature = "steer")]
+pub(super) fn detach(steering: &SharedSteering) {
+    let detached = steering.lock().map(|mut s| s.take()).unwrap_or_default();
+    if detached.is_some() {
+        drop(detached);
+        tracing::info!("steering detached; draining connections");
+    }
+}
+
+#[cfg(not(feature = "steer"))]
+pub(super) fn detach(_: &SharedSteering) {}
