@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod accept;
+pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod control;

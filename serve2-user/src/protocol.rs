@@ -259,6 +259,10 @@ pub struct ProtocolSet {
     forward: Option<Protocol>,
     on_timeout: Option<Protocol>,
     accept_proxy: Arc<[ipnet::IpNet]>,
+    /// `maxConnections` of a policy, and its open connections (shared with
+    /// the set of the same policy after a reload).
+    max_connections: Option<u64>,
+    open: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why a [`ProtocolSet`] could not be built.
@@ -317,6 +321,25 @@ impl ProtocolSet {
     pub fn expects_proxy_header(&self, peer: std::net::IpAddr) -> bool {
         let peer = peer.to_canonical();
         self.accept_proxy.iter().any(|net| net.contains(&peer))
+    }
+
+    /// With a cap on this set's open connections (a policy's
+    /// `maxConnections`).
+    pub fn with_max_connections(mut self, max: Option<u64>) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Counts open connections with `other`'s counter (the same policy in
+    /// the configuration before a reload), so its limit spans both.
+    pub fn share_open_count(&mut self, other: &ProtocolSet) {
+        self.open = other.open.clone();
+    }
+
+    /// Takes a slot for one more open connection of this set, unless the
+    /// set is full.
+    pub(crate) fn admit(&self) -> Option<crate::admission::Slot> {
+        crate::admission::Slot::take(&self.open, self.max_connections)
     }
 
     /// Whether any source is trusted to send PROXY headers.

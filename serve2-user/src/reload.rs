@@ -67,10 +67,17 @@ impl Reloader {
 
     fn try_reload(&self) -> Result<String, String> {
         crate::notify::reloading();
-        let new = Config::load(&self.file).map_err(|e| e.to_string())?;
-        let router = new.router().map_err(|e| e.to_string())?;
+        let mut new = Config::load(&self.file).map_err(|e| e.to_string())?;
         let mut live = self.live.write().map_err(|_| "internal state poisoned".to_owned())?;
         unchangeable(&live.config, &new)?;
+        // A policy's maxConnections spans its connections from before.
+        for policy in &mut new.policies {
+            if let Some(old) = live.config.policies.iter().find(|p| p.name == policy.name) {
+                policy.protocols.share_open_count(&old.protocols);
+            }
+        }
+        new.protocols.share_open_count(&live.config.protocols);
+        let router = new.router().map_err(|e| e.to_string())?;
         let steered = self.swap(&mut live, &new, router)?;
         let policies = new.policies.len();
         live.config = new;

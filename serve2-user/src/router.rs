@@ -15,6 +15,7 @@ pub struct Router {
     /// Index into `sets` per port; allocated (128 KiB) only when a policy
     /// exists.
     by_port: Option<Box<[u16]>>,
+    limits: crate::admission::ConnectionLimits,
 }
 
 /// Why a policy could not be added.
@@ -31,7 +32,18 @@ pub enum RouterError {
 impl Router {
     /// A router sending every connection through `default`.
     pub fn new(default: ProtocolSet) -> Self {
-        Self { sets: vec![Arc::new(default)], by_port: None }
+        Self { sets: vec![Arc::new(default)], by_port: None, limits: Default::default() }
+    }
+
+    /// With top-level connection limits.
+    pub fn with_limits(mut self, limits: crate::admission::ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The top-level connection limits.
+    pub fn limits(&self) -> crate::admission::ConnectionLimits {
+        self.limits
     }
 
     /// Sends connections dialled to any of `ports` through `set`.

@@ -1,5 +1,6 @@
 //! Accepting connections and running each through detection to its handler.
 
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::accept::{Backoff, is_per_connection};
+use crate::admission::{self, Slot};
 use crate::conn::{Conn, ConnInfo, canonical_addr};
 use crate::detect::engine::{Detected, Detection, Unmatched, detect};
 use crate::protocol::{Handled, HandlerError, Protocol, ProtocolSet, RelayJob, RelayRun};
@@ -28,6 +30,8 @@ pub struct Server {
     router: Arc<arc_swap::ArcSwap<Router>>,
     shutdown_grace: Duration,
     stats: Arc<ServerStats>,
+    /// Connections in detection now (for `maxDetecting`).
+    detecting: Arc<AtomicU64>,
 }
 
 /// Connection counts, updated as the server runs.
@@ -73,6 +77,7 @@ impl Server {
             router: Arc::new(arc_swap::ArcSwap::from_pointee(router)),
             shutdown_grace: Duration::from_secs(5),
             stats: Arc::default(),
+            detecting: Arc::default(),
         }
     }
 
@@ -186,22 +191,66 @@ async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker
     loop {
         let accepted = tokio::select! {
             biased;
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return drain_queue(&listener, &server, &tracker),
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 backoff.reset();
-                let open = OpenConnection::new(&server.stats);
-                tracker.spawn(ConnectionTask::new(server.router.load_full(), stream, peer, Instant::now(), open));
+                admit(&server, &tracker, stream, peer);
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => return drain_queue(&listener, &server, &tracker),
                 () = backoff.wait(&e) => {}
             },
         }
     }
+}
+
+/// At shutdown: accepts what is already in the listen queue (a client the
+/// kernel completed a handshake for is served, not reset), then the
+/// listener closes. Asks the kernel directly, without waiting: the runtime
+/// may not have seen the latest arrivals yet.
+fn drain_queue(listener: &TcpListener, server: &Server, tracker: &TaskTracker) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    loop {
+        // SAFETY: accept4 on our listening descriptor; a descriptor it
+        // returns is new and ours, owned by the std stream built from it.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let error = io::Error::last_os_error();
+            if is_per_connection(&error) {
+                continue;
+            }
+            return;
+        }
+        // SAFETY: see above.
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        let (Ok(peer), Ok(stream)) = (stream.peer_addr(), TcpStream::from_std(stream)) else { continue };
+        admit(server, tracker, stream, peer);
+    }
+}
+
+/// Starts a connection's task, unless a top-level limit is reached.
+fn admit(server: &Server, tracker: &TaskTracker, stream: TcpStream, peer: SocketAddr) {
+    let router = server.router.load_full();
+    let limits = router.limits();
+    let open = OpenConnection::new(&server.stats);
+    if limits.max_connections.is_some_and(|max| server.stats.open() > max) {
+        return admission::refuse(stream, "maxConnections");
+    }
+    let Some(detecting) = Slot::take(&server.detecting, limits.max_detecting) else {
+        return admission::refuse(stream, "maxDetecting");
+    };
+    tracker.spawn(ConnectionTask::new(router, stream, peer, Instant::now(), open, detecting));
 }
 
 /// One accepted connection's task. Detection and the handlers' set-up run
@@ -227,11 +276,20 @@ struct Tail {
     span: tracing::Span,
     summary: Summary,
     run: RelayRun,
+    /// Counted against the policy's `maxConnections` while it lives.
+    _policy_slot: Slot,
 }
 
 impl ConnectionTask {
-    fn new(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant, open: OpenConnection) -> Self {
-        Self { phase: Phase::Setup(Box::pin(set_up(router, stream, peer, accepted))), _open: open }
+    fn new(
+        router: Arc<Router>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        accepted: Instant,
+        open: OpenConnection,
+        detecting: Slot,
+    ) -> Self {
+        Self { phase: Phase::Setup(Box::pin(set_up(router, stream, peer, accepted, detecting))), _open: open }
     }
 }
 
@@ -260,7 +318,13 @@ impl Future for ConnectionTask {
 }
 
 /// Detection and hand-over; logs the summary unless a relay remains to run.
-async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accepted: Instant) -> Option<Tail> {
+async fn set_up(
+    router: Arc<Router>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
+    detecting: Slot,
+) -> Option<Tail> {
     let peer = canonical_addr(peer);
     let local = match stream.local_addr() {
         Ok(local) => canonical_addr(local),
@@ -271,6 +335,10 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
     };
     let span = tracing::info_span!("conn", %peer, port = local.port());
     let set = router.for_port(local.port());
+    let Some(policy_slot) = set.admit() else {
+        admission::refuse(stream, "policy maxConnections");
+        return None;
+    };
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
     let mut summary = Summary::new(local, accepted);
     let mut conn = Conn::new(stream, info);
@@ -278,12 +346,12 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
         if set.expects_proxy_header(peer.ip()) && !receive_proxy_header(&mut conn, &mut summary).await {
             return None;
         }
-        dispatch(conn, set, &mut summary).await
+        dispatch(conn, set, &mut summary, detecting).await
     }
     .instrument(span.clone())
     .await;
     match relay {
-        Some(job) => Some(Tail { span, summary, run: job.run() }),
+        Some(job) => Some(Tail { span, summary, run: job.run(), _policy_slot: policy_slot }),
         None => {
             span.in_scope(|| summary.log());
             None
@@ -328,7 +396,8 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
 
 /// Detects, hands over, and detects again on the transports handlers return,
 /// until a handler is done with the connection or hands back a relay.
-async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> Option<RelayJob> {
+async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary, detecting: Slot) -> Option<RelayJob> {
+    let mut detecting = Some(detecting);
     loop {
         let protocol = match set.forward_route() {
             // Server-first ports: dial at accept, before the client says anything.
@@ -336,6 +405,8 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> O
             _ => choose(&mut conn, set, summary).await?,
         };
         summary.push(protocol.name());
+        // Detection is over: the connection no longer counts as detecting.
+        drop(detecting.take());
         match protocol.handler().handle(conn).await {
             Ok(Handled::Done(report)) => summary.finish(report),
             Ok(Handled::Relay(relay)) => return Some(relay),

@@ -184,3 +184,148 @@ fn bytes_that_arrived_while_the_daemon_was_stopped_are_read_before_a_timeout() {
         daemon.child.kill().await.unwrap();
     });
 }
+
+/// Whether the daemon turned `client` away at once: a reset or a close
+/// before any reply.
+async fn turned_away(client: &mut TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    matches!(tokio::time::timeout(WAIT, client.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[test]
+fn a_flood_on_one_policy_does_not_lock_out_another() {
+    in_netns(|| async {
+        let (held, held_addr) = backend().await;
+        let (other, other_addr) = backend().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.json");
+        let config = format!(
+            r#"{{"logStdout": true, "control": "", "steer": {{"ports": [9301, 9302]}}, "protocols": [{{"kind": "echo"}}], "policies": [
+                {{"name": "flooded", "ports": [9301], "maxConnections": 5, "protocols": [{{"kind": "ssh", "conf": {{"target": {}}}}}]}},
+                {{"name": "other", "ports": [9302], "protocols": [{{"kind": "ssh", "conf": {{"target": {}}}}}]}}
+            ]}}"#,
+            json(&held_addr),
+            json(&other_addr)
+        );
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Serve2d::spawn(&[], &path);
+        daemon.wait_for_line("serving").await;
+        let mut flood = Vec::new();
+        let mut servers = Vec::new();
+        for _ in 0..5 {
+            let mut client = TcpStream::connect("127.0.0.1:9301").await.unwrap();
+            send(&mut client, b"SSH-2.0-flood\r\n").await;
+            servers.push(accept(&held).await);
+            flood.push(client);
+        }
+        // The sixth on the full policy is turned away at once…
+        let mut sixth = TcpStream::connect("127.0.0.1:9301").await.unwrap();
+        assert!(turned_away(&mut sixth).await);
+        daemon.wait_for_line("connections refused: limit reached").await;
+        // …while the other policy serves as usual.
+        let mut client = TcpStream::connect("127.0.0.1:9302").await.unwrap();
+        send(&mut client, b"SSH-2.0-other\r\n").await;
+        let mut server = accept(&other).await;
+        assert_eq!(read_exact(&mut server, 15).await, b"SSH-2.0-other\r\n");
+        // One closes: the policy takes a new one.
+        drop(flood.pop());
+        drop(servers.pop());
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let mut client = TcpStream::connect("127.0.0.1:9301").await.unwrap();
+            send(&mut client, b"SSH-2.0-again\r\n").await;
+            if let Ok(Ok((mut server, _))) = tokio::time::timeout(Duration::from_millis(200), held.accept()).await {
+                assert_eq!(read_exact(&mut server, 15).await, b"SSH-2.0-again\r\n");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the policy never took a connection again");
+        }
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+#[test]
+fn max_detecting_bounds_a_silent_flood_and_max_connections_all() {
+    in_netns(|| async {
+        let daemon = Daemon::start(
+            r#"{"address": ":0", "maxDetecting": 10, "maxConnections": 15, "protocols": [{"kind": "echo"}]}"#,
+        )
+        .await;
+        let mut silent = Vec::new();
+        for _ in 0..10 {
+            silent.push(daemon.connect().await);
+        }
+        // Accepted in order: with ten in detection, the next is turned
+        // away, even a real client.
+        let mut extra = daemon.connect().await;
+        send(&mut extra, b"ECHO x").await;
+        assert!(turned_away(&mut extra).await, "an eleventh client in detection was let in");
+        // Silent ones leaving free their slots; echo clients done with
+        // detection do not hold one.
+        drop(silent.drain(..5));
+        let mut echoes = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while echoes.len() < 5 {
+            let mut client = daemon.connect().await;
+            send(&mut client, b"ECHO y").await;
+            let mut reply = [0u8; 6];
+            match tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read_exact(&mut client, &mut reply)).await {
+                Ok(Ok(_)) => echoes.push(client),
+                _ => assert!(tokio::time::Instant::now() < deadline, "slots never came back"),
+            }
+        }
+        // 5 silent + 5 echoing = 10 open; 5 more reach maxConnections 15.
+        for _ in 0..5 {
+            let mut client = daemon.connect().await;
+            send(&mut client, b"ECHO z").await;
+            assert_eq!(read_exact(&mut client, 6).await, b"ECHO z");
+            echoes.push(client);
+        }
+        let mut sixteenth = daemon.connect().await;
+        send(&mut sixteenth, b"ECHO w").await;
+        assert!(turned_away(&mut sixteenth).await, "a sixteenth connection was let in");
+        daemon.stop().await;
+    });
+}
+
+#[test]
+fn sigterm_serves_the_queued_connections_cuts_the_open_at_shutdown_timeout_and_exits_0() {
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf.json");
+        let config = r#"{"address": "127.0.0.1:0", "control": "", "logStdout": true, "shutdownTimeout": 0.5, "protocols": [{"kind": "echo"}]}"#;
+        std::fs::write(&path, config).unwrap();
+        let mut daemon = Serve2d::spawn(&[], &path);
+        let listen = daemon.listening_addr().await;
+        daemon.wait_for_line("serving").await;
+        let pid = daemon.pid() as i32;
+        let mut open = TcpStream::connect(listen).await.unwrap();
+        send(&mut open, b"ECHO open").await;
+        assert_eq!(read_exact(&mut open, 9).await, b"ECHO open");
+        // Queued while the daemon cannot run: handshakes done by the
+        // kernel, bytes sent, nothing accepted yet.
+        // SAFETY: signals to the child this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let mut queued = Vec::new();
+        for i in 0..300 {
+            let mut client = TcpStream::connect(listen).await.unwrap();
+            send(&mut client, format!("ECHO {i:03}").as_bytes()).await;
+            queued.push(client);
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+            libc::kill(pid, libc::SIGCONT);
+        }
+        for (i, client) in queued.iter_mut().enumerate() {
+            assert_eq!(read_exact(client, 8).await, format!("ECHO {i:03}").as_bytes(), "queued client {i}");
+        }
+        // The open connection is cut once shutdownTimeout has passed…
+        let cut = read_to_end(&mut open).await;
+        assert!(cut.is_err() || cut.is_ok_and(|rest| rest.is_empty()));
+        // …and the daemon exits 0.
+        let status = tokio::time::timeout(WAIT, daemon.child.wait()).await.expect("exits").unwrap();
+        assert_eq!(status.code(), Some(0));
+    });
+}

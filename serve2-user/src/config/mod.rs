@@ -63,6 +63,8 @@ pub struct Config {
     pub workers: usize,
     /// How long open connections get to finish at shutdown.
     pub shutdown_timeout: Duration,
+    /// `maxConnections` and `maxDetecting`.
+    pub connection_limits: crate::admission::ConnectionLimits,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -72,7 +74,7 @@ impl Config {
     /// The router for this configuration: policies by port, the top-level
     /// protocols for every other port.
     pub fn router(&self) -> Result<crate::Router, crate::router::RouterError> {
-        let mut router = crate::Router::new(self.protocols.clone());
+        let mut router = crate::Router::new(self.protocols.clone()).with_limits(self.connection_limits);
         for policy in &self.policies {
             router.add_policy(policy.ports.iter(), policy.protocols.clone())?;
         }
@@ -227,6 +229,10 @@ impl<'s> Checker<'s> {
                 raw.shutdown_timeout,
                 DEFAULT_SHUTDOWN_TIMEOUT,
             ),
+            connection_limits: crate::admission::ConnectionLimits {
+                max_connections: self.count(&root.key("maxConnections"), raw.max_connections),
+                max_detecting: self.count(&root.key("maxDetecting"), raw.max_detecting),
+            },
         })
     }
 
@@ -246,6 +252,20 @@ impl<'s> Checker<'s> {
             limits.idle = Some(self.seconds(&at.key("idleTimeout"), Some(idle), Duration::from_secs(1)));
         }
         limits
+    }
+
+    /// A count limit: at least 1.
+    fn count(&mut self, at: &JsonPath, value: Option<u64>) -> Option<u64> {
+        match value {
+            Some(0) => {
+                self.problem(
+                    at.clone(),
+                    "expected a number of connections of at least 1 (omit it for no limit)".into(),
+                );
+                None
+            }
+            other => other,
+        }
     }
 
     fn seconds(&mut self, at: &JsonPath, value: Option<f64>, default: Duration) -> Duration {

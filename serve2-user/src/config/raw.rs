@@ -43,6 +43,10 @@ pub struct RawConfig<'a> {
     pub workers: Option<u64>,
     /// Seconds open connections get to finish at shutdown (serve2 addition; 5).
     pub shutdown_timeout: Option<f64>,
+    /// Most connections open at once (serve2 addition; no limit).
+    pub max_connections: Option<u64>,
+    /// Most connections in detection at once (serve2 addition; no limit).
+    pub max_detecting: Option<u64>,
     /// Skip detection: dial this route at accept (serve2 addition).
     pub forward: Option<RouteConf>,
     /// Where a client that sent nothing by `detectTimeout` goes (serve2 addition).

@@ -53,6 +53,8 @@ pub struct RawPolicy<'a> {
     pub stall_timeout: Option<f64>,
     /// Overrides the top-level `idleTimeout`.
     pub idle_timeout: Option<f64>,
+    /// Most connections open at once on this policy's ports.
+    pub max_connections: Option<u64>,
 }
 
 /// A port list item: `22`, `"22"`, `"8000-8100"` or `"all"`.
@@ -211,7 +213,10 @@ impl Checker<'_> {
             };
             let relay_limits = self.relay_limits(&at, policy.stall_timeout, policy.idle_timeout, shared.relay_limits);
             let shared = protocols::Shared { relay_limits, ..shared };
-            let protocols = self.routed_set(&at, &policy.protocols, &routes, limits, shared, false);
+            let max_connections = self.count(&at.key("maxConnections"), policy.max_connections);
+            let protocols = self
+                .routed_set(&at, &policy.protocols, &routes, limits, shared, false)
+                .map(|set| set.with_max_connections(max_connections));
             let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
             if let Some(protocols) = protocols {
                 policies.push(Policy { name, ports, protocols });
