@@ -53,6 +53,7 @@ pub mod listener;
 pub mod logging;
 mod notify;
 pub mod ports;
+pub mod privileges;
 pub mod protocol;
 pub mod proxy_header;
 pub mod relay;

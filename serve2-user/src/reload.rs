@@ -7,8 +7,10 @@
 //!
 //! Keys that need new sockets or threads (`address`, `workers`, `control`,
 //! logging, `steer` on or off, `steer.addresses`, the in-kernel relay,
-//! `shutdownTimeout`) are refused with a message naming them: restart to
-//! change them.
+//! `shutdownTimeout`, `user`/`group`) are refused with a message naming
+//! them: restart to change them. After a privilege drop the daemon could
+//! not bind or load anything new anyway; the kernel maps it already holds
+//! stay writable through their descriptors.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -133,6 +135,7 @@ fn unchangeable(old: &Config, new: &Config) -> Result<(), String> {
     let sockmap = |c: &Config| c.relay == crate::relay::RelayMode::Sockmap;
     check("relay (\"sockmap\")", sockmap(old) == sockmap(new));
     check("shutdownTimeout", old.shutdown_timeout == new.shutdown_timeout);
+    check("user/group", old.run_as == new.run_as);
     if changed.is_empty() {
         Ok(())
     } else {

@@ -348,3 +348,53 @@ fn on_sigterm_steering_goes_first_while_open_connections_drain() {
         assert!(status.success(), "{status}");
     });
 }
+
+#[test]
+fn after_the_privilege_drop_no_capability_is_left_and_reload_still_moves_ports() {
+    in_netns(|| async {
+        let dir = tempfile::tempdir().unwrap();
+        // The service user must be able to read the configuration on reload.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let control = dir.path().join("control.sock");
+        let path = dir.path().join("conf.json");
+        let write = |ports: &str| {
+            let config = format!(
+                r#"{{"logStdout": true, "control": {}, "user": "nobody", "group": "nogroup", "steer": {{"ports": {ports}}}, "protocols": [{{"kind": "echo"}}]}}"#,
+                json(control.to_string_lossy())
+            );
+            std::fs::write(&path, config).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        };
+        write("[9401]");
+        let mut daemon = Serve2d::spawn(&[], &path);
+        daemon.wait_for_line("dropped privileges").await;
+        daemon.wait_for_line("serving").await;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(field("Uid:"), "65534 65534 65534 65534");
+        assert_eq!(field("Gid:"), "65534 65534 65534 65534");
+        for caps in ["CapEff:", "CapPrm:", "CapAmb:", "CapInh:", "CapBnd:"] {
+            assert_eq!(field(caps), "0000000000000000", "{caps}");
+        }
+        assert_eq!(field("NoNewPrivs:"), "1");
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9401)), "before").await;
+        assert!(TcpStream::connect("127.0.0.1:9402").await.is_err(), "9402 is not steered yet");
+        // A reload still changes the kernel's port map, through the
+        // descriptors kept from before the drop.
+        write("[9401, 9402]");
+        let answer = serve2::control::request_reload(&control).await.unwrap();
+        assert!(answer.ok, "{}", answer.message);
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9402)), "after").await;
+        echo_through(SocketAddr::from(([127, 0, 0, 1], 9401)), "after").await;
+        daemon.child.kill().await.unwrap();
+    });
+}

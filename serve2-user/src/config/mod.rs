@@ -65,6 +65,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `maxConnections` and `maxDetecting`.
     pub connection_limits: crate::admission::ConnectionLimits,
+    /// Who to run as once set up (`user`, `group`).
+    pub run_as: Option<crate::privileges::RunAs>,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -233,6 +235,7 @@ impl<'s> Checker<'s> {
                 max_connections: self.count(&root.key("maxConnections"), raw.max_connections),
                 max_detecting: self.count(&root.key("maxDetecting"), raw.max_detecting),
             },
+            run_as: self.run_as(&root, raw.user.as_ref(), raw.group.as_ref()),
         })
     }
 
@@ -252,6 +255,30 @@ impl<'s> Checker<'s> {
             limits.idle = Some(self.seconds(&at.key("idleTimeout"), Some(idle), Duration::from_secs(1)));
         }
         limits
+    }
+
+    /// `user` and `group`, resolved on this system.
+    fn run_as(
+        &mut self,
+        root: &JsonPath,
+        user: Option<&raw::NameOrId>,
+        group: Option<&raw::NameOrId>,
+    ) -> Option<crate::privileges::RunAs> {
+        let Some(user) = user else {
+            if group.is_some() {
+                self.problem(root.key("group"), "group needs user (the user to run as)".into());
+            }
+            return None;
+        };
+        let group = group.map(raw::NameOrId::text);
+        match crate::privileges::resolve(&user.text(), group.as_deref()) {
+            Ok(run_as) => Some(run_as),
+            Err(message) => {
+                let key = if message.starts_with("no group") { "group" } else { "user" };
+                self.problem(root.key(key), message);
+                None
+            }
+        }
     }
 
     /// A count limit: at least 1.

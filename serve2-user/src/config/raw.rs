@@ -47,6 +47,11 @@ pub struct RawConfig<'a> {
     pub max_connections: Option<u64>,
     /// Most connections in detection at once (serve2 addition; no limit).
     pub max_detecting: Option<u64>,
+    /// Run as this user (name or id) once sockets are bound and steering is
+    /// attached (serve2 addition).
+    pub user: Option<NameOrId>,
+    /// Run as this group (default: the user's primary group).
+    pub group: Option<NameOrId>,
     /// Skip detection: dial this route at accept (serve2 addition).
     pub forward: Option<RouteConf>,
     /// Where a client that sent nothing by `detectTimeout` goes (serve2 addition).
@@ -173,6 +178,26 @@ pub struct HttpConf {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyConf {}
+
+/// A user or group: a name, or a numeric id (as a number or a string).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum NameOrId {
+    /// A numeric id.
+    Id(u32),
+    /// A name (or an id written as a string).
+    Name(String),
+}
+
+impl NameOrId {
+    /// As text, for lookups.
+    pub fn text(&self) -> String {
+        match self {
+            NameOrId::Id(id) => id.to_string(),
+            NameOrId::Name(name) => name.clone(),
+        }
+    }
+}
 
 /// A string or an array of strings (serve2d's `magic`, `serverNames`…).
 #[derive(Debug, Clone, PartialEq, Eq)]

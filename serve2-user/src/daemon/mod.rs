@@ -40,6 +40,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The privilege drop failed.
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivilegeError),
     /// The configuration's policies do not fit the router.
     #[error(transparent)]
     Router(#[from] crate::router::RouterError),
@@ -96,6 +99,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (reloads, requests) = tokio::sync::mpsc::channel(4);
     let reloading = tokio::spawn(serve_reloads(reloader, requests));
     let control = start_control(&config, source, Some(reloads)).await?;
+    if let Some(run_as) = config.run_as {
+        drop_privileges(&config, run_as)?;
+    }
     let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
     let serving = move || {
         tracing::info!(
@@ -128,6 +134,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         control.abort();
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Switches to `user`/`group` with no capabilities, after handing them the
+/// control socket file. Before the workers start: they inherit it.
+fn drop_privileges(config: &Config, run_as: crate::privileges::RunAs) -> Result<(), RunError> {
+    if let Some(path) = &config.control
+        && let Err(e) = std::os::unix::fs::chown(path, Some(run_as.uid), Some(run_as.gid))
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot hand the control socket to the service user");
+    }
+    crate::privileges::drop_to(run_as)?;
+    tracing::info!(
+        uid = run_as.uid,
+        gid = run_as.gid,
+        "dropped privileges: no capabilities left; a reload can change protocols, policies and steered ports, \
+         not bind new sockets"
+    );
     Ok(())
 }
 
