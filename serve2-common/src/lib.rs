@@ -26,15 +26,6 @@ pub const SCOPE_V4_MAP: &str = "SCOPE_V4";
 pub const SCOPE_V6_MAP: &str = "SCOPE_V6";
 /// The program's name in the object file.
 pub const PROGRAM: &str = "serve2_steer";
-/// The in-kernel relay's stream verdict program.
-pub const RELAY_PROGRAM: &str = "serve2_relay";
-/// Relayed sockets by socket cookie (`SOCKHASH`).
-pub const RELAY_SOCKETS_MAP: &str = "RELAY_SOCKETS";
-/// Socket cookie → the peer socket's cookie.
-pub const RELAY_PEERS_MAP: &str = "RELAY_PEERS";
-/// Sockets the in-kernel relay can hold (two per connection).
-pub const RELAY_CAPACITY: u32 = 1 << 16;
-
 /// Entries in [`PORTS_MAP`]: every TCP port.
 pub const PORT_COUNT: u32 = 1 << 16;
 /// Value in [`PORTS_MAP`] for a port left to the kernel's normal lookup.

@@ -9,8 +9,6 @@
 #![no_std]
 #![no_main]
 
-mod relay;
-
 use aya_ebpf::bindings::sk_action::SK_PASS;
 use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_sk_lookup};
 use aya_ebpf::helpers::bpf_ktime_get_ns;

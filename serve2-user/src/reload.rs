@@ -6,8 +6,7 @@
 //! the new one. A file that fails changes nothing.
 //!
 //! Keys that need new sockets or threads (`address`, `workers`, `control`,
-//! logging, `steer` on or off, `steer.addresses`, the in-kernel relay,
-//! `shutdownTimeout`, `user`/`group`) are refused with a message naming
+//! logging, `steer` on or off, `steer.addresses`, `shutdownTimeout`, `user`/`group`) are refused with a message naming
 //! them: restart to change them. After a privilege drop the daemon could
 //! not bind or load anything new anyway; the kernel maps it already holds
 //! stay writable through their descriptors.
@@ -132,8 +131,6 @@ fn unchangeable(old: &Config, new: &Config) -> Result<(), String> {
         "steer.addresses",
         old.steer.as_ref().map(|s| &s.scope) == new.steer.as_ref().map(|s| &s.scope) || new.steer.is_none(),
     );
-    let sockmap = |c: &Config| c.relay == crate::relay::RelayMode::Sockmap;
-    check("relay (\"sockmap\")", sockmap(old) == sockmap(new));
     check("shutdownTimeout", old.shutdown_timeout == new.shutdown_timeout);
     check("user/group", old.run_as == new.run_as);
     if changed.is_empty() {

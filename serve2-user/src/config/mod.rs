@@ -174,9 +174,14 @@ impl<'s> Checker<'s> {
         let relay = match raw.relay.as_deref() {
             None | Some("splice") => RelayMode::Splice,
             Some("copy") => RelayMode::Copy,
-            Some("sockmap") => RelayMode::Sockmap,
+            Some("sockmap") => {
+                let message = "the in-kernel relay (`sockmap`) was retired: it was slower than splice and could lose \
+                               bytes at close (docs/PERFORMANCE.md); use \"splice\"";
+                self.problem(root.key("relay"), message.into());
+                RelayMode::Splice
+            }
             Some(other) => {
-                self.problem(root.key("relay"), format!("unknown relay `{other}`; expected splice, copy or sockmap"));
+                self.problem(root.key("relay"), format!("unknown relay `{other}`; expected splice or copy"));
                 RelayMode::Splice
             }
         };

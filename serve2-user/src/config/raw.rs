@@ -36,8 +36,8 @@ pub struct RawConfig<'a> {
     pub policies: Vec<super::steer::RawPolicy<'a>>,
     /// The control socket `serve2d status` talks to (serve2 addition).
     pub control: Option<String>,
-    /// How raw TCP connections are relayed: "splice", "copy" or
-    /// "sockmap" (serve2 addition).
+    /// How raw TCP connections are relayed: "splice" or "copy" (serve2
+    /// addition).
     pub relay: Option<String>,
     /// Worker threads (serve2 addition); default: one per CPU.
     pub workers: Option<u64>,

@@ -264,11 +264,13 @@ fn targets_that_would_loop_back_into_serve2_are_left_unsteered_or_refused() {
 #[test]
 fn relay_modes() {
     use crate::relay::RelayMode;
-    for (text, mode) in [("splice", RelayMode::Splice), ("copy", RelayMode::Copy), ("sockmap", RelayMode::Sockmap)] {
+    for (text, mode) in [("splice", RelayMode::Splice), ("copy", RelayMode::Copy)] {
         let config = parse(&format!(r#"{{"address": ":1", "relay": "{text}", {ECHO}}}"#)).unwrap();
         assert_eq!(config.relay, mode);
     }
     assert_eq!(parse(&format!(r#"{{"address": ":1", {ECHO}}}"#)).unwrap().relay, RelayMode::Splice);
     let error = problem(&format!(r#"{{"address": ":1", "relay": "zerocopy", {ECHO}}}"#));
-    assert!(error.contains("relay: unknown relay `zerocopy`; expected splice, copy or sockmap"), "{error}");
+    assert!(error.contains("relay: unknown relay `zerocopy`; expected splice or copy"), "{error}");
+    let error = problem(&format!(r#"{{"address": ":1", "relay": "sockmap", {ECHO}}}"#));
+    assert!(error.contains("relay: the in-kernel relay (`sockmap`) was retired"), "{error}");
 }

@@ -28,9 +28,6 @@ pub enum RunError {
     /// The configuration steers, but this build has no eBPF program.
     #[error("this serve2 was built without the `steer` feature; remove \"steer\" from the configuration")]
     SteeringNotBuilt,
-    /// The in-kernel relay could not be loaded.
-    #[error("loading the in-kernel relay (\"relay\": \"sockmap\"): {0}")]
-    KernelRelay(String),
     /// The configured control socket could not be created.
     #[error("control socket {path}: {source}")]
     Control {
@@ -70,7 +67,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         described.push(local.to_string());
         groups.push(group);
     }
-    start_kernel_relay(&config)?;
     let started = match &config.steer {
         Some(steer) => Some(steering::start(&config, steer, &mut groups, &mut described)?),
         None => None,
@@ -222,21 +218,6 @@ pub async fn run_with(
         control.abort();
     }
     Ok(())
-}
-
-/// Loads the in-kernel relay when the configuration asks for it.
-fn start_kernel_relay(config: &Config) -> Result<(), RunError> {
-    if config.relay != crate::relay::RelayMode::Sockmap {
-        return Ok(());
-    }
-    #[cfg(feature = "steer")]
-    {
-        crate::relay::kernel::init().map_err(RunError::KernelRelay)?;
-        tracing::info!("in-kernel relay (sockmap) loaded");
-        Ok(())
-    }
-    #[cfg(not(feature = "steer"))]
-    Err(RunError::SteeringNotBuilt)
 }
 
 /// Starts the control socket. A failure is fatal only when the socket was

@@ -15,8 +15,6 @@
 
 mod copy;
 mod drive;
-#[cfg(feature = "steer")]
-pub mod kernel;
 mod pipe;
 mod splice;
 mod watch;
@@ -113,9 +111,6 @@ pub enum RelayMode {
     Splice,
     /// Copying through userspace buffers.
     Copy,
-    /// The experimental in-kernel relay (SOCKHASH + stream verdict);
-    /// splices when the program is not loaded.
-    Sockmap,
 }
 
 /// Relays between `client` and `backend` with the default mode and limits.
@@ -127,15 +122,7 @@ pub fn relay(client: Stream, backend: Stream) -> Relaying {
 /// one side fails, then closes both (resetting the survivor on failure).
 pub fn relay_with(mode: RelayMode, limits: RelayLimits, client: Stream, backend: Stream) -> Relaying {
     let strategy = match (mode, client, backend) {
-        #[cfg(feature = "steer")]
-        (RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => Strategy::Boxed(Box::pin(async move {
-            match kernel::relay(client, backend).await {
-                Ok((client, backend, report)) => drive::finish(client, backend, report),
-                Err((client, backend)) => Drive::<_, splice::SplicePump>::new(client, backend, limits).await,
-            }
-        })),
-        #[cfg_attr(feature = "steer", allow(unreachable_patterns))]
-        (RelayMode::Splice | RelayMode::Sockmap, Stream::Tcp(client), Stream::Tcp(backend)) => {
+        (RelayMode::Splice, Stream::Tcp(client), Stream::Tcp(backend)) => {
             Strategy::Splice(Drive::new(client, backend, limits))
         }
         (_, client, backend) => Strategy::Copy(Drive::new(client, backend, limits)),
@@ -157,8 +144,6 @@ impl std::fmt::Debug for Relaying {
 enum Strategy {
     Splice(Drive<tokio::net::TcpStream, splice::SplicePump>),
     Copy(Drive<Stream, copy::CopyPump>),
-    #[cfg_attr(not(feature = "steer"), allow(dead_code))]
-    Boxed(Pin<Box<dyn Future<Output = RelayReport> + Send>>),
 }
 
 impl Future for Relaying {
@@ -167,7 +152,6 @@ impl Future for Relaying {
         match &mut self.get_mut().0 {
             Strategy::Splice(drive) => Pin::new(drive).poll(cx),
             Strategy::Copy(drive) => Pin::new(drive).poll(cx),
-            Strategy::Boxed(future) => future.as_mut().poll(cx),
         }
     }
 }

@@ -78,7 +78,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts serving the configuration text (its `address` is ignored; its
     /// policies apply by the listener's port, as on a steered port).
-    /// `SERVE2_TEST_RELAY=splice|copy|sockmap` overrides the relay mode of
+    /// `SERVE2_TEST_RELAY=splice|copy` overrides the relay mode of
     /// configurations that do not set one, to run a suite against a mode.
     pub async fn start(config: &str) -> Daemon {
         Self::start_at(config, "127.0.0.1:0").await
@@ -90,9 +90,6 @@ impl Daemon {
     pub async fn start_at(config: &str, bind: &str) -> Daemon {
         let config = with_test_defaults(config);
         let config = Config::parse(Path::new("test.json"), &config).unwrap_or_else(|e| panic!("{e}"));
-        if config.relay == serve2::relay::RelayMode::Sockmap {
-            serve2::relay::kernel::init().expect("load the in-kernel relay");
-        }
         let address = serve2::config::ListenAddress::Addr(bind.parse().expect("bind address"));
         let listener = serve2::listener::bind_group(&address, 1).expect("bind").remove(0);
         let addr = listener.local_addr().expect("local addr");

@@ -16,8 +16,6 @@ pub struct Backends {
 pub enum Serve2Listen {
     /// A plain listening socket on the port.
     Address,
-    /// The same, relaying in the kernel (`"relay": "sockmap"`).
-    AddressSockmap,
     /// Kernel steering of that one port to serve2d's own socket.
     SteerOne,
     /// A plain socket, with every routed kind of the catalogue tried before
@@ -40,22 +38,14 @@ pub fn serve2(listen: Serve2Listen, port: u16, to: Backends) -> String {
         ],
     });
     config["address"] = match listen {
-        Serve2Listen::Address | Serve2Listen::AddressSockmap | Serve2Listen::AddressCatalogue => {
-            format!("127.0.0.1:{port}").into()
-        }
+        Serve2Listen::Address | Serve2Listen::AddressCatalogue => format!("127.0.0.1:{port}").into(),
         Serve2Listen::SteerOne | Serve2Listen::SteerAll => serde_json::Value::Null,
     };
     if listen == Serve2Listen::AddressCatalogue {
         config["protocols"] = catalogue(to);
     }
-    if listen == Serve2Listen::AddressSockmap {
-        // The in-kernel relay experiment (see docs/PERFORMANCE.md).
-        config["relay"] = "sockmap".into();
-    }
     config["steer"] = match listen {
-        Serve2Listen::Address | Serve2Listen::AddressSockmap | Serve2Listen::AddressCatalogue => {
-            serde_json::Value::Null
-        }
+        Serve2Listen::Address | Serve2Listen::AddressCatalogue => serde_json::Value::Null,
         Serve2Listen::SteerOne => serde_json::json!({"ports": [port]}),
         Serve2Listen::SteerAll => serde_json::json!({"ports": ["all"], "exclude": [to.banner, to.http, to.iperf]}),
     };

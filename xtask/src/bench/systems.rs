@@ -23,38 +23,25 @@ pub enum System {
     Serve2SteeredOne,
     Serve2SteeredAll,
     Serve2Catalogue,
-    Serve2Sockmap,
     Haproxy,
     SslhFork,
     SslhSelect,
 }
 
 impl System {
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 8] = [
         System::Direct,
         System::Serve2,
         System::Serve2SteeredOne,
         System::Serve2SteeredAll,
         System::Serve2Catalogue,
-        System::Serve2Sockmap,
         System::Haproxy,
         System::SslhFork,
         System::SslhSelect,
     ];
 
-    /// What a run without `--only` measures: everything but the in-kernel
-    /// relay experiment, which is far slower (docs/PERFORMANCE.md) and is
-    /// measured on request (`--only serve2-sockmap`).
-    pub const DEFAULT: [System; 8] = [
-        System::Direct,
-        System::Serve2,
-        System::Serve2SteeredOne,
-        System::Serve2SteeredAll,
-        System::Serve2Catalogue,
-        System::Haproxy,
-        System::SslhFork,
-        System::SslhSelect,
-    ];
+    /// What a run without `--only` measures: everything.
+    pub const DEFAULT: [System; 8] = System::ALL;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,7 +50,6 @@ impl System {
             System::Serve2SteeredOne => "serve2-steered-1",
             System::Serve2SteeredAll => "serve2-steered-all",
             System::Serve2Catalogue => "serve2-catalogue",
-            System::Serve2Sockmap => "serve2-sockmap",
             System::Haproxy => "haproxy",
             System::SslhFork => "sslh-fork",
             System::SslhSelect => "sslh-select",
@@ -94,7 +80,6 @@ pub fn start(system: System, to: Backends, plan: &Plan) -> anyhow::Result<Runnin
         System::Serve2SteeredOne => start_serve2(Serve2Listen::SteerOne, port, to, plan)?,
         System::Serve2SteeredAll => start_serve2(Serve2Listen::SteerAll, port, to, plan)?,
         System::Serve2Catalogue => start_serve2(Serve2Listen::AddressCatalogue, port, to, plan)?,
-        System::Serve2Sockmap => start_serve2(Serve2Listen::AddressSockmap, port, to, plan)?,
         System::Haproxy => {
             // Production would say 20000; here it must fit the descriptor
             // limit (two per connection, a few spare), or HAProxy refuses.
@@ -123,7 +108,6 @@ fn start_serve2(listen: Serve2Listen, port: u16, to: Backends, plan: &Plan) -> a
         Serve2Listen::SteerOne => System::Serve2SteeredOne.name(),
         Serve2Listen::SteerAll => System::Serve2SteeredAll.name(),
         Serve2Listen::AddressCatalogue => System::Serve2Catalogue.name(),
-        Serve2Listen::AddressSockmap => System::Serve2Sockmap.name(),
     };
     let config = write_config(plan, &format!("{name}.json"), &configs::serve2(listen, port, to))?;
     let (mut command, group) = procs::command(&plan.serve2d, name, true);
