@@ -79,10 +79,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             control = control_path.as_deref().unwrap_or("-"),
             "serving"
         );
+        crate::notify::ready();
     };
     let heartbeat = start_heartbeat(steering.as_ref());
     let shutdown = async move {
         shutdown.await;
+        crate::notify::stopping();
         if let Some(heartbeat) = heartbeat {
             heartbeat.abort();
         }

@@ -50,6 +50,7 @@ pub mod detect;
 pub mod handler;
 pub mod listener;
 pub mod logging;
+pub mod notify;
 pub mod ports;
 pub mod protocol;
 pub mod proxy_header;
