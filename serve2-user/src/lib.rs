@@ -51,7 +51,7 @@ pub mod detect;
 pub mod handler;
 pub mod listener;
 pub mod logging;
-mod notify;
+pub mod notify;
 pub mod ports;
 pub mod privileges;
 pub mod protocol;

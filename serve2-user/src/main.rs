@@ -118,7 +118,7 @@ fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyho
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    serve2::logging::init(&config.log)?;
+    serve2::logging::init(&config.log, config.log_format)?;
     raise_file_limit();
     // The main thread only handles signals and the control socket; the
     // connections run on the worker threads `run` starts.

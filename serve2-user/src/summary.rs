@@ -90,9 +90,12 @@ impl Summary {
         let local = self.local;
         let elapsed = self.accepted.elapsed();
         let chain = if self.chain.is_empty() { "-" } else { self.chain.as_str() };
-        let fallback = self.unmatched.map(Unmatched::as_str);
+        // Every line has the stable fields (peer and port come from the
+        // span): `-` where there is nothing to say.
+        let fallback = self.unmatched.map_or("-", Unmatched::as_str);
         let target = self.report.target.as_deref().unwrap_or("-");
-        let ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0);
+        // Milliseconds, to the microsecond: a number in JSON lines too.
+        let ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let (up, down) = (self.report.from_client, self.report.to_client);
         let sni = self.names.server_name.as_deref();
         let host = self.names.host.as_deref();
@@ -100,13 +103,13 @@ impl Summary {
         // One field list for every line but the unmatched one.
         macro_rules! line {
             ($level:ident, $end:expr, $message:literal) => {
-                tracing::$level!(target: "serve2::conn", %local, client, %chain, fallback, sni, host, %target, up, down, %ms, end = %$end, $message)
+                tracing::$level!(target: "serve2::conn", %local, client, %chain, %fallback, sni, host, %target, up, down, ms, end = %$end, $message)
             };
         }
         match &self.report.end {
             _ if self.chain.is_empty() => {
-                let reason = fallback.unwrap_or("no-match");
-                tracing::info!(target: "serve2::conn", %local, %chain, up = self.unmatched_bytes, down = 0, %ms, end = %reason, "closed: no protocol matched");
+                let reason = self.unmatched.map_or("no-match", Unmatched::as_str);
+                tracing::info!(target: "serve2::conn", %local, %chain, fallback = %reason, %target, up = self.unmatched_bytes, down = 0, ms, end = %reason, "closed: no protocol matched");
             }
             End::Failed(error) if error.is_client_fault() => line!(info, error, "connection failed"),
             End::Failed(error) => line!(warn, error, "connection failed"),

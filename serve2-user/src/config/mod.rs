@@ -35,6 +35,16 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// How log lines are written (`logFormat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `tracing`'s text lines with `key=value` fields (`"text"`, the default).
+    #[default]
+    Text,
+    /// One JSON object per line, span fields flattened (`"json"`).
+    Json,
+}
+
 /// A checked configuration, ready to serve.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,6 +54,8 @@ pub struct Config {
     pub listen: Option<ListenAddress>,
     /// Where logs go.
     pub log: LogTarget,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Detection limits (`maxRead`, `detectTimeout`).
     pub limits: DetectLimits,
     /// Backend connect timeout (`connectTimeout`).
@@ -164,6 +176,14 @@ impl<'s> Checker<'s> {
             (true, _) => LogTarget::Stdout,
             (false, _) => LogTarget::Stderr,
         };
+        let log_format = match raw.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.problem(root.key("logFormat"), format!("unknown log format `{other}`; expected text or json"));
+                LogFormat::Text
+            }
+        };
         let max_read = match raw.max_read {
             None | Some(0) => DEFAULT_MAX_READ,
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
@@ -223,6 +243,7 @@ impl<'s> Checker<'s> {
             file: file.to_owned(),
             listen,
             log,
+            log_format,
             limits,
             connect_timeout,
             protocols: protocols?,

@@ -17,6 +17,8 @@ pub struct RawConfig<'a> {
     pub log_stdout: Option<bool>,
     /// Log to this file (appended).
     pub log_file: Option<String>,
+    /// `"text"` (default) or `"json"` lines (serve2 addition).
+    pub log_format: Option<String>,
     /// Seconds from accept until detection gives up (serve2 addition).
     pub detect_timeout: Option<f64>,
     /// Seconds to wait for a backend to accept (serve2 addition).

@@ -70,7 +70,7 @@ fn syntax_errors_point_at_the_spot() {
 fn unknown_keys_are_refused_with_their_path() {
     assert_eq!(
         problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}"),
-        "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, \
+        "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, `logFormat`, \
          `detectTimeout`, `connectTimeout`, `stallTimeout`, `idleTimeout`, `protocols`, `steer`, `policies`, `control`, `relay`, `workers`, `shutdownTimeout`, `maxConnections`, `maxDetecting`, `user`, `group`, `forward`, `onTimeout`, `acceptProxy`"
     );
     let error = problem(
@@ -273,4 +273,17 @@ fn relay_modes() {
     assert!(error.contains("relay: unknown relay `zerocopy`; expected splice or copy"), "{error}");
     let error = problem(&format!(r#"{{"address": ":1", "relay": "sockmap", {ECHO}}}"#));
     assert!(error.contains("relay: the in-kernel relay (`sockmap`) was retired"), "{error}");
+}
+
+#[test]
+fn log_formats() {
+    assert_eq!(parse(&format!(r#"{{"address": ":1", {ECHO}}}"#)).unwrap().log_format, LogFormat::Text);
+    for (text, format) in [("text", LogFormat::Text), ("json", LogFormat::Json)] {
+        let config = parse(&format!(r#"{{"address": ":1", "logFormat": "{text}", {ECHO}}}"#)).unwrap();
+        assert_eq!(config.log_format, format);
+    }
+    let error = problem(&format!("{{\"address\": \":1\",\n \"logFormat\": \"xml\", {ECHO}}}"));
+    assert_eq!(error, "2:15 logFormat: unknown log format `xml`; expected text or json");
+    let error = problem(&format!(r#"{{"address": ":1", "logFormat": 1, {ECHO}}}"#));
+    assert!(error.contains("logFormat: invalid type: integer `1`, expected a string"), "{error}");
 }

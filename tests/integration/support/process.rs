@@ -23,6 +23,12 @@ pub fn binary() -> &'static str {
 impl Serve2d {
     /// Starts `prefix... serve2d config` (for example `prlimit --nofile=…`).
     pub fn spawn(prefix: &[&str], config: &Path) -> Serve2d {
+        Self::spawn_with(prefix, config, |_| {})
+    }
+
+    /// Like [`Serve2d::spawn`], with `configure` adjusting the command
+    /// first (environment variables, for example).
+    pub fn spawn_with(prefix: &[&str], config: &Path, configure: impl FnOnce(&mut Command)) -> Serve2d {
         let mut command = match prefix.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
@@ -31,6 +37,7 @@ impl Serve2d {
             }
             None => Command::new(binary()),
         };
+        configure(&mut command);
         let mut child = command
             .arg(config)
             .stdout(Stdio::piped())
