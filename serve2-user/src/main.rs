@@ -1,6 +1,7 @@
 //! serve2d: the serve2 daemon. `serve2d CONFIG.json` serves; `--check`
 //! validates the configuration and exits; `serve2d status` asks a running
-//! daemon what it listens on and steers.
+//! daemon what it listens on and steers; `serve2d schema` prints the
+//! configuration's JSON Schema.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,10 +38,15 @@ enum Command {
         /// The daemon's configuration, to find its control socket.
         config: Option<PathBuf>,
     },
+    /// Print the JSON Schema of the configuration file (docs/config.schema.json).
+    Schema,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Schema)) {
+        return report(print_schema());
+    }
     if let Some(Command::Status { json, socket, config }) = cli.command {
         return report(status(json, socket, config));
     }
@@ -87,6 +93,11 @@ fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyho
     } else {
         print!("{status}");
     }
+    Ok(())
+}
+
+fn print_schema() -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&serve2::config::schema())?);
     Ok(())
 }
 

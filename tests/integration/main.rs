@@ -18,6 +18,7 @@ mod peers;
 mod peers_e2e;
 mod proxy;
 mod routes;
+mod schema;
 mod stalls;
 mod steer;
 mod support;

@@ -1,12 +1,13 @@
 //! The configuration file exactly as written: serve2d's JSON keys, plus
 //! serve2's additions. Unknown keys are refused.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The top level of a configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig<'a> {
     /// Listening address, Go style (`":8080"`, `"host:port"`, `"[v6]:port"`).
@@ -38,6 +39,7 @@ pub struct RawConfig<'a> {
     pub control: Option<String>,
     /// How raw TCP connections are relayed: "splice", "copy" or
     /// "sockmap" (serve2 addition).
+    #[schemars(extend("enum" = ["splice", "copy", "sockmap", null]))]
     pub relay: Option<String>,
     /// Worker threads (serve2 addition); default: one per CPU.
     pub workers: Option<u64>,
@@ -66,7 +68,7 @@ pub struct RawProtocol<'a> {
 }
 
 /// `proxy`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyConf {
     /// Magic string(s) identifying the protocol.
@@ -74,6 +76,7 @@ pub struct ProxyConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address (serve2 addition).
     #[serde(default)]
@@ -82,12 +85,13 @@ pub struct ProxyConf {
 
 /// A route as written: `forward`, `onTimeout`, and the route keys of every
 /// dialling kind's `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"`.
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address.
     #[serde(default)]
@@ -99,7 +103,7 @@ pub struct RouteConf {
 pub const ROUTE_KEYS: [&str; 3] = ["target", "proxyProtocol", "transparent"];
 
 /// `tls`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConf {
     /// PEM certificate chain.
@@ -115,7 +119,7 @@ pub struct TlsConf {
 }
 
 /// One entry of `tls`'s `certs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertPair {
     /// PEM certificate chain.
@@ -125,7 +129,7 @@ pub struct CertPair {
 }
 
 /// `tlsmatcher`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsMatcherConf {
     /// SNI names to match.
@@ -137,6 +141,7 @@ pub struct TlsMatcherConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address (serve2 addition).
     #[serde(default)]
@@ -152,7 +157,7 @@ pub struct TlsMatcherConf {
 }
 
 /// `http`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpConf {
     /// The folder to serve.
@@ -166,7 +171,7 @@ pub struct HttpConf {
 }
 
 /// `echo`'s and `discard`'s `conf`: nothing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyConf {}
 
