@@ -72,7 +72,7 @@ pub struct HttpRouteDetector {
 }
 
 /// The keys of `httproute`'s `conf`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Conf {
     /// Host-name patterns (see [`crate::names`]) matched against the

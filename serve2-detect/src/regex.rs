@@ -67,7 +67,7 @@ pub struct RegexDetector {
 }
 
 /// The keys of `regex`'s `conf`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Conf {
     /// One pattern or an array of them, in `regex::bytes` syntax.
@@ -262,3 +262,22 @@ impl<'de> Deserialize<'de> for Patterns {
 
 #[cfg(test)]
 mod tests;
+
+impl schemars::JsonSchema for Patterns {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Patterns".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1}
+            ]
+        })
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -21,18 +22,29 @@ pub struct Kind {
     /// What it matches, for documentation and error messages.
     pub matches: &'static str,
     build: fn(serde_json::Value) -> Result<Arc<dyn Detector>, ConfError>,
+    schema: fn(&mut SchemaGenerator) -> Schema,
 }
 
 impl Kind {
     /// The kind `name`, built by `D`'s [`FromConf`].
-    pub const fn new<D: FromConf>(name: &'static str, matches: &'static str) -> Kind {
-        Kind { name, matches, build: build_with::<D> }
+    pub const fn new<D: FromConf>(name: &'static str, matches: &'static str) -> Kind
+    where
+        D::Conf: JsonSchema,
+    {
+        Kind { name, matches, build: build_with::<D>, schema: D::Conf::json_schema }
     }
 
     /// Builds the detector from the detector's keys of `conf` (an object;
     /// the route keys already taken out). Unknown keys are errors.
     pub fn build(&self, conf: serde_json::Value) -> Result<Arc<dyn Detector>, ConfError> {
         (self.build)(conf)
+    }
+
+    /// The JSON Schema of the detector's own keys of `conf` (without the
+    /// route keys), inline; types it refers to go to `generator`'s
+    /// definitions.
+    pub fn conf_schema(&self, generator: &mut SchemaGenerator) -> Schema {
+        (self.schema)(generator)
     }
 }
 
@@ -68,7 +80,7 @@ pub trait FromConf: Detector + Sized {
 }
 
 /// The keys of a kind with no options of its own.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoConf {}
 

@@ -65,7 +65,7 @@ impl Default for TlsRouteDetector {
 }
 
 /// The keys of `tlsroute`'s `conf`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Conf {
     /// SNI patterns (see [`crate::names`]); `""` is a hello without SNI.

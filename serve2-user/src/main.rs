@@ -1,7 +1,8 @@
 //! serve2d: the serve2 daemon. `serve2d CONFIG.json` serves; `--check`
 //! validates the configuration and exits; `serve2d status` asks a running
 //! daemon what it listens on and steers; `serve2d reload` makes it re-read
-//! its configuration.
+//! its configuration; `serve2d schema` prints the configuration's JSON
+//! Schema.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ enum Command {
         /// The daemon's configuration, to find its control socket.
         config: Option<PathBuf>,
     },
+    /// Print the JSON Schema of the configuration file (docs/config.schema.json).
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Status { json, socket, config }) => return report(status(json, socket, config)),
         Some(Command::Reload { socket, config }) => return report(reload(socket, config)),
+        Some(Command::Schema) => return report(print_schema()),
         None => {}
     }
     let Some(path) = cli.config else {
@@ -114,6 +118,11 @@ fn status(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyho
     } else {
         print!("{status}");
     }
+    Ok(())
+}
+
+fn print_schema() -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&serve2::config::schema())?);
     Ok(())
 }
 

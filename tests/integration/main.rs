@@ -20,6 +20,7 @@ mod peers_e2e;
 mod proxy;
 mod reload;
 mod routes;
+mod schema;
 mod stalls;
 mod steer;
 mod support;

@@ -25,6 +25,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "postgresql",
     "postgresql-client",
     "openvpn",
+    "systemd",
+    "fail2ban",
 ];
 
 /// Debian packages `cargo xtask bench` measures against or drives.

@@ -10,6 +10,7 @@ mod locate;
 mod protocols;
 pub mod raw;
 mod routes;
+mod schema;
 mod steer;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use address::{ListenAddress, check_target, parse_listen_address};
 pub use error::{ConfigError, JsonPath, Problem, Segment};
 pub use protocols::{BUILTIN_KINDS, kinds};
+pub use schema::{SCHEMA_TITLE, schema};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};

@@ -1,12 +1,13 @@
 //! The configuration file exactly as written: serve2d's JSON keys, plus
 //! serve2's additions. Unknown keys are refused.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The top level of a configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig<'a> {
     /// Listening address, Go style (`":8080"`, `"host:port"`, `"[v6]:port"`).
@@ -40,6 +41,7 @@ pub struct RawConfig<'a> {
     pub control: Option<String>,
     /// How raw TCP connections are relayed: "splice" or "copy" (serve2
     /// addition).
+    #[schemars(extend("enum" = ["splice", "copy", null]))]
     pub relay: Option<String>,
     /// Worker threads (serve2 addition); default: one per CPU.
     pub workers: Option<u64>,
@@ -77,7 +79,7 @@ pub struct RawProtocol<'a> {
 }
 
 /// `proxy`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProxyConf {
     /// Magic string(s) identifying the protocol.
@@ -85,6 +87,7 @@ pub struct ProxyConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address (serve2 addition).
     #[serde(default)]
@@ -93,12 +96,13 @@ pub struct ProxyConf {
 
 /// A route as written: `forward`, `onTimeout`, and the route keys of every
 /// dialling kind's `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RouteConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"`.
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address.
     #[serde(default)]
@@ -110,7 +114,7 @@ pub struct RouteConf {
 pub const ROUTE_KEYS: [&str; 3] = ["target", "proxyProtocol", "transparent"];
 
 /// `tls`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConf {
     /// PEM certificate chain.
@@ -126,7 +130,7 @@ pub struct TlsConf {
 }
 
 /// One entry of `tls`'s `certs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertPair {
     /// PEM certificate chain.
@@ -136,7 +140,7 @@ pub struct CertPair {
 }
 
 /// `tlsmatcher`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsMatcherConf {
     /// SNI names to match.
@@ -148,6 +152,7 @@ pub struct TlsMatcherConf {
     /// `host:port` to dial.
     pub target: String,
     /// Send a PROXY header first: `"v1"` or `"v2"` (serve2 addition).
+    #[schemars(extend("enum" = ["v1", "v2", null]))]
     pub proxy_protocol: Option<String>,
     /// Connect from the client's address (serve2 addition).
     #[serde(default)]
@@ -163,7 +168,7 @@ pub struct TlsMatcherConf {
 }
 
 /// `http`'s `conf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpConf {
     /// The folder to serve.
@@ -177,12 +182,12 @@ pub struct HttpConf {
 }
 
 /// `echo`'s and `discard`'s `conf`: nothing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyConf {}
 
 /// A user or group: a name, or a numeric id (as a number or a string).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum NameOrId {
     /// A numeric id.

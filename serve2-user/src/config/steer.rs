@@ -4,6 +4,7 @@
 use std::net::{IpAddr, ToSocketAddrs};
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -14,7 +15,7 @@ use crate::ports::PortSet;
 use crate::protocol::{DetectLimits, ProtocolSet};
 
 /// `steer` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSteer {
     /// Ports to steer: numbers, `"first-last"` ranges, or `"all"`.
@@ -29,7 +30,7 @@ pub struct RawSteer {
 }
 
 /// One entry of `policies` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPolicy<'a> {
     /// A name for logs and status (default `policy N`).
