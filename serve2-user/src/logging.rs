@@ -6,7 +6,6 @@ mod json;
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
-use std::sync::Mutex;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -25,22 +24,58 @@ pub struct LoggingError {
     source: std::io::Error,
 }
 
-/// Installs the global subscriber. Call once, early.
-pub fn init(target: &LogTarget, format: LogFormat) -> Result<(), LoggingError> {
+/// Keeps the log writer thread; dropping it flushes what is queued.
+#[derive(Debug)]
+pub struct LogGuard {
+    _worker: tracing_appender::non_blocking::WorkerGuard,
+    dropped: tracing_appender::non_blocking::ErrorCounter,
+}
+
+impl LogGuard {
+    /// Lines dropped because the writer fell behind (the queue was full).
+    pub fn dropped_lines(&self) -> usize {
+        self.dropped.dropped_lines()
+    }
+}
+
+/// Lines the writer thread may have queued before new ones are dropped
+/// (and counted) rather than stall a worker on a slow disk or pipe.
+const QUEUED_LINES: usize = 128 * 1024;
+
+/// Installs the global subscriber. Call once, early; keep the guard until
+/// exit.
+///
+/// Lines are formatted on the thread that logs them and written by a
+/// background thread through a bounded queue: a connection's worker never
+/// waits for the disk.
+pub fn init(target: &LogTarget, format: LogFormat) -> Result<LogGuard, LoggingError> {
+    let queue = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("serve2-log");
     // Colours only for a terminal: log files and pipes get plain text.
-    match target {
-        LogTarget::Stderr => install(format, std::io::stderr().is_terminal(), std::io::stderr),
-        LogTarget::Stdout => install(format, std::io::stdout().is_terminal(), std::io::stdout),
+    let (writer, worker, ansi) = match target {
+        LogTarget::Stderr => {
+            let (writer, worker) = queue.finish(std::io::stderr());
+            (writer, worker, std::io::stderr().is_terminal())
+        }
+        LogTarget::Stdout => {
+            let (writer, worker) = queue.finish(std::io::stdout());
+            (writer, worker, std::io::stdout().is_terminal())
+        }
         LogTarget::File(path) => {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|source| LoggingError { path: path.display().to_string(), source })?;
-            install(format, false, Mutex::new(file));
+            let (writer, worker) = queue.finish(file);
+            (writer, worker, false)
         }
-    }
-    Ok(())
+    };
+    let dropped = writer.error_counter();
+    install(format, ansi, writer);
+    Ok(LogGuard { _worker: worker, dropped })
 }
 
 fn install<W>(format: LogFormat, ansi: bool, writer: W)

@@ -127,15 +127,20 @@ fn print_schema() -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    serve2::logging::init(&config.log, config.log_format)?;
+    // Kept until exit: dropping it flushes the queued log lines.
+    let log = serve2::logging::init(&config.log, config.log_format)?;
     raise_file_limit();
     // The main thread only handles signals and the control socket; the
     // connections run on the worker threads `run` starts.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let shutdown = shutdown_signal().context("installing signal handlers")?;
         serve2::run(config, shutdown).await.map_err(anyhow::Error::from)
-    })
+    });
+    if log.dropped_lines() > 0 {
+        tracing::warn!(dropped = log.dropped_lines(), "log lines dropped: the log writer fell behind");
+    }
+    served
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -80,7 +80,9 @@ fn lookup_group(name: &str) -> Option<u32> {
 
 /// Switches the process to `run_as` with no capabilities. Call before any
 /// worker thread starts (capability sets are per thread; threads started
-/// later inherit the dropped state).
+/// later inherit the dropped state). A thread started before (the log
+/// writer) changes user with the process — glibc applies `setresuid` to
+/// every thread — and so loses its effective and permitted capabilities.
 pub fn drop_to(run_as: RunAs) -> Result<(), PrivilegeError> {
     use caps::CapSet;
     let step = |step: &'static str| move |source| PrivilegeError::Step { step, source };
