@@ -2,8 +2,9 @@
 //! that loads it. `no_std`: the kernel side links it too.
 #![no_std]
 
-/// Port → steering state (`u32` array of [`PORT_COUNT`] entries): 0 = not
-/// steered, otherwise 1 + the index of the port's policy (0 = top level).
+/// Port → steering state (`u32` array of [`PORT_COUNT`] entries):
+/// [`NOT_STEERED`] or [`STEERED`]. (Which protocols a port gets is the
+/// daemon's business: it reads the dialled port from the accepted socket.)
 pub const PORTS_MAP: &str = "PORTS";
 /// The listening socket connections are assigned to (`SOCKMAP`, one slot).
 pub const LISTENER_MAP: &str = "LISTENER";
@@ -30,6 +31,8 @@ pub const PROGRAM: &str = "serve2_steer";
 pub const PORT_COUNT: u32 = 1 << 16;
 /// Value in [`PORTS_MAP`] for a port left to the kernel's normal lookup.
 pub const NOT_STEERED: u32 = 0;
+/// Value in [`PORTS_MAP`] for a port steered to the daemon.
+pub const STEERED: u32 = 1;
 /// Capacity of each scope trie.
 pub const SCOPE_CAPACITY: u32 = 256;
 

@@ -99,9 +99,9 @@ impl Reloader {
         let guard = self.steering.lock().map_err(|_| "steering state poisoned".to_owned())?;
         let Some(steering) = guard.as_ref() else { return Err("steering is detached (shutting down)".into()) };
         let leaving = old_plan.steered.difference(&plan.steered);
-        steering.set_ports(&leaving, None).map_err(|e| e.to_string())?;
+        steering.set_ports(&leaving, false).map_err(|e| e.to_string())?;
         self.server.replace_router(router);
-        steering.set_ports(&plan.steered, Some(&new.policies)).map_err(|e| e.to_string())?;
+        steering.set_ports(&plan.steered, true).map_err(|e| e.to_string())?;
         let message = format!(", {} ports steered ({} left steering)", plan.steered.len(), leaving.len());
         live.plan = Some(plan);
         Ok(message)

@@ -40,7 +40,7 @@ pub(super) fn start(
     // The kernel spreads what the program assigns to the group's first
     // socket over the whole SO_REUSEPORT group.
     let first = groups.last().and_then(|g| g.first()).ok_or(RunError::SteeringNotBuilt)?;
-    let steering = Steering::attach(first, &plan, &config.policies, &steer.scope)?;
+    let steering = Steering::attach(first, &plan, &steer.scope)?;
     described.push(format!("{local} (steering)"));
     tracing::info!(
         listener = %local,

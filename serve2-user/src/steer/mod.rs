@@ -21,18 +21,16 @@ use aya::maps::{Array, MapData, PerCpuArray, SockMap};
 use aya::programs::SkLookup;
 use ipnet::IpNet;
 use serve2_common::{
-    COUNTERS_MAP, Counter, FLAG_SCOPED, HEARTBEAT_INTERVAL_NS, HEARTBEAT_MAP, LISTENER_MAP, PORTS_MAP, PROGRAM,
-    SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP, Setting,
+    COUNTERS_MAP, Counter, FLAG_SCOPED, HEARTBEAT_INTERVAL_NS, HEARTBEAT_MAP, LISTENER_MAP, NOT_STEERED, PORTS_MAP,
+    PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP, STEERED, Setting,
 };
 
 pub use plan::{SteerPlan, listening_ports};
 
-use crate::config::Policy;
-
 /// The object built from `serve2-ebpf` by `build.rs`.
 pub(crate) static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
 
-/// Why steering could not start.
+/// Why steering could not start, with the step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SteerError {
     /// The process lacks capabilities.
@@ -45,9 +43,24 @@ pub enum SteerError {
     /// The kernel has no sk_lookup programs.
     #[error("kernel steering needs Linux 5.9 or later (sk_lookup programs); this kernel is {0}")]
     KernelTooOld(String),
-    /// Loading the object or the program failed.
-    #[error("loading the eBPF program: {0}")]
-    Load(String),
+    /// Loading the embedded object failed.
+    #[error("loading the eBPF object: {0}")]
+    Object(#[source] aya::EbpfError),
+    /// The object lacks a map or program the daemon needs (a build mismatch).
+    #[error("the eBPF object has no {0}")]
+    Missing(String),
+    /// Loading, or attaching, the program failed.
+    #[error("{step} the sk_lookup program: {source}")]
+    Program {
+        /// What was being done: loading, attaching.
+        step: &'static str,
+        /// Why it failed.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// Opening this thread's network namespace failed.
+    #[error("opening this network namespace: {0}")]
+    Namespace(#[source] std::io::Error),
     /// Filling a map failed.
     #[error("filling the {map} map: {source}")]
     Map {
@@ -57,9 +70,6 @@ pub enum SteerError {
         #[source]
         source: aya::maps::MapError,
     },
-    /// Attaching to the network namespace failed.
-    #[error("attaching to this network namespace: {0}")]
-    Attach(String),
 }
 
 /// The loaded, attached program. Dropping it detaches the program.
@@ -145,31 +155,20 @@ impl KernelCounters {
     }
 }
 
-/// The value the program's port map holds for a steered port: 1 for the
-/// top-level protocols, 2 + i for `policies[i]` (0 means not steered).
-fn port_value(policies: &[Policy], port: u16) -> u32 {
-    policies.iter().position(|p| p.ports.contains(port)).map_or(1, |i| 2 + i as u32)
-}
-
 impl Steering {
     /// Loads the program, fills its maps from `plan`, puts `listener` (a
     /// dual-stack `[::]` socket, possibly the first of an SO_REUSEPORT group)
     /// in its SOCKMAP, and attaches it to the
     /// calling thread's network namespace — in that order, so no connection
     /// is ever steered to an empty map.
-    pub fn attach(
-        listener: &impl AsRawFd,
-        plan: &SteerPlan,
-        policies: &[Policy],
-        scope: &[IpNet],
-    ) -> Result<Steering, SteerError> {
+    pub fn attach(listener: &impl AsRawFd, plan: &SteerPlan, scope: &[IpNet]) -> Result<Steering, SteerError> {
         privileges::check()?;
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(|e| SteerError::Load(e.to_string()))?;
+        let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(SteerError::Object)?;
         start_kernel_log(&mut ebpf);
         let mut ports: Array<_, u32> = typed_map(&mut ebpf, PORTS_MAP)?;
         for port in plan.steered.iter() {
-            ports.set(u32::from(port), port_value(policies, port), 0).map_err(map_error(PORTS_MAP))?;
+            ports.set(u32::from(port), STEERED, 0).map_err(map_error(PORTS_MAP))?;
         }
         if !scope.is_empty() {
             fill_scope(&mut ebpf, scope)?;
@@ -178,7 +177,7 @@ impl Steering {
         }
         // Alive from the first connection on (beaten again below).
         let heartbeat =
-            ebpf.take_map(HEARTBEAT_MAP).ok_or_else(|| SteerError::Load(format!("no map {HEARTBEAT_MAP}")))?;
+            ebpf.take_map(HEARTBEAT_MAP).ok_or_else(|| SteerError::Missing(format!("map {HEARTBEAT_MAP}")))?;
         let heartbeat: Array<MapData, u64> = Array::try_from(heartbeat).map_err(map_error(HEARTBEAT_MAP))?;
         let heartbeat = Arc::new(Heartbeat { map: std::sync::Mutex::new(heartbeat) });
         heartbeat.beat();
@@ -187,17 +186,17 @@ impl Steering {
 
         let program: &mut SkLookup = ebpf
             .program_mut(PROGRAM)
-            .ok_or(SteerError::Load(format!("no program {PROGRAM}")))?
+            .ok_or(SteerError::Missing(format!("program {PROGRAM}")))?
             .try_into()
-            .map_err(|e: aya::programs::ProgramError| SteerError::Load(e.to_string()))?;
-        program.load().map_err(|e| SteerError::Load(e.to_string()))?;
+            .map_err(|source| SteerError::Program { step: "finding", source })?;
+        program.load().map_err(|source| SteerError::Program { step: "loading", source })?;
         // This thread's namespace: the one the listener was created in.
-        let netns = File::open("/proc/thread-self/ns/net").map_err(|e| SteerError::Attach(e.to_string()))?;
-        program.attach(netns).map_err(|e| SteerError::Attach(e.to_string()))?;
+        let netns = File::open("/proc/thread-self/ns/net").map_err(SteerError::Namespace)?;
+        program.attach(netns).map_err(|source| SteerError::Program { step: "attaching", source })?;
 
-        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Load(format!("no map {COUNTERS_MAP}")))?;
+        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Missing(format!("map {COUNTERS_MAP}")))?;
         let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
-        let ports = ebpf.take_map(PORTS_MAP).ok_or_else(|| SteerError::Load(format!("no map {PORTS_MAP}")))?;
+        let ports = ebpf.take_map(PORTS_MAP).ok_or_else(|| SteerError::Missing(format!("map {PORTS_MAP}")))?;
         let ports = Array::try_from(ports).map_err(map_error(PORTS_MAP))?;
         Ok(Steering {
             _ebpf: ebpf,
@@ -212,13 +211,14 @@ impl Steering {
         self.counters.clone()
     }
 
-    /// Steers `ports` (with `policies`' values), or stops steering them
-    /// (`None`). Each port flips on its own: connections already accepted
-    /// are never touched.
-    pub fn set_ports(&self, ports: &crate::ports::PortSet, policies: Option<&[Policy]>) -> Result<(), SteerError> {
-        let mut map = self.ports.lock().map_err(|_| SteerError::Load("port map lock poisoned".into()))?;
+    /// Steers `ports`, or stops steering them. Each port flips on its own:
+    /// connections already accepted are never touched.
+    pub fn set_ports(&self, ports: &crate::ports::PortSet, steered: bool) -> Result<(), SteerError> {
+        // A poisoned lock only means another reload panicked mid-way; the
+        // map itself is the kernel's and still consistent per port.
+        let mut map = self.ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = if steered { STEERED } else { NOT_STEERED };
         for port in ports.iter() {
-            let value = policies.map_or(serve2_common::NOT_STEERED, |policies| port_value(policies, port));
             map.set(u32::from(port), value, 0).map_err(map_error(PORTS_MAP))?;
         }
         Ok(())
@@ -239,7 +239,7 @@ fn typed_map<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, SteerEr
 where
     T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.map_mut(name).ok_or_else(|| SteerError::Load(format!("no map {name}")))?;
+    let map = ebpf.map_mut(name).ok_or_else(|| SteerError::Missing(format!("map {name}")))?;
     T::try_from(map).map_err(map_error(name))
 }
 
