@@ -68,7 +68,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(steer) => Some(start_steering(&config, steer, &mut groups, &mut described)?),
         None => None,
     };
-    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let metrics = crate::metrics::start(&config, kernel_counters(steering.as_ref()))?;
+    let router = config.router_with(metrics.as_ref().map(|m| m.metrics().as_ref()))?;
+    let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
     let source = status_source(&config, described.clone(), server.stats(), steering.as_ref());
     let control = start_control(&config, source).await?;
     let control_path = control.as_ref().and(config.control.as_deref()).map(|p| p.display().to_string());
@@ -120,7 +122,9 @@ pub async fn run_with(
     for listener in &listeners {
         listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
     }
-    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let metrics = crate::metrics::start(&config, None)?;
+    let router = config.router_with(metrics.as_ref().map(|m| m.metrics().as_ref()))?;
+    let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
     let source = status_source(&config, described.clone(), server.stats(), None);
     let control = start_control(&config, source).await?;
     let workers = listeners.into_iter().map(|l| vec![l]).collect();
@@ -189,6 +193,18 @@ fn start_steering(
         tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
     }
     Ok((steering, plan))
+}
+
+/// The program's counters for the metrics endpoint.
+#[cfg(feature = "steer")]
+fn kernel_counters(steering: Option<&Steering>) -> Option<crate::metrics::KernelCounterSource> {
+    let counters = steering?.0.counters();
+    Some(Box::new(move || counters.read()))
+}
+
+#[cfg(not(feature = "steer"))]
+fn kernel_counters(_: Option<&Steering>) -> Option<crate::metrics::KernelCounterSource> {
+    None
 }
 
 /// Keeps the program's heartbeat going on this (the main) runtime.

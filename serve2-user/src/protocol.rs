@@ -259,6 +259,7 @@ pub struct ProtocolSet {
     forward: Option<Protocol>,
     on_timeout: Option<Protocol>,
     accept_proxy: Arc<[ipnet::IpNet]>,
+    metrics: Option<Arc<crate::metrics::PolicyMetrics>>,
 }
 
 /// Why a [`ProtocolSet`] could not be built.
@@ -301,6 +302,18 @@ impl ProtocolSet {
     pub fn with_accept_proxy(mut self, sources: Vec<ipnet::IpNet>) -> Self {
         self.accept_proxy = sources.into();
         self
+    }
+
+    /// Counts this set's connections in `metrics` (see
+    /// [`crate::metrics::Metrics::instrument`]).
+    pub fn with_metrics(mut self, metrics: Option<Arc<crate::metrics::PolicyMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this set's connections count in, if any.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::PolicyMetrics>> {
+        self.metrics.as_ref()
     }
 
     /// The route taking every connection without detection, if any.

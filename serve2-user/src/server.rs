@@ -260,7 +260,7 @@ async fn set_up(router: Arc<Router>, stream: TcpStream, peer: SocketAddr, accept
     let span = tracing::info_span!("conn", %peer, port = local.port());
     let set = router.for_port(local.port());
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
-    let mut summary = Summary::new(local, accepted);
+    let mut summary = Summary::new(local, accepted, set.metrics());
     let mut conn = Conn::new(stream, info);
     let relay = async {
         if set.expects_proxy_header(peer.ip()) && !receive_proxy_header(&mut conn, &mut summary).await {
@@ -308,7 +308,7 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
             }
             Received::Invalid(why) => why,
         };
-        summary.push("proxy-header");
+        summary.push_proxy_header();
         summary.finish_failed(HandlerError::Refused(format!("acceptProxy: {failure}")));
         return false;
     }
@@ -323,7 +323,7 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> O
             Some(forward) if conn.info().depth == 0 => forward,
             _ => choose(&mut conn, set, summary).await?,
         };
-        summary.push(protocol.name());
+        summary.push_protocol(set, protocol);
         match protocol.handler().handle(conn).await {
             Ok(Handled::Done(report)) => summary.finish(report),
             Ok(Handled::Relay(relay)) => return Some(relay),
@@ -346,7 +346,7 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary) -> O
 /// for a client that sent nothing, the fallback, or none (then the
 /// connection is closed and `summary` says why).
 async fn choose<'s>(conn: &mut Conn, set: &'s ProtocolSet, summary: &mut Summary) -> Option<&'s Protocol> {
-    match detect(conn, set).await {
+    match summary.timed_detection(detect(conn, set)).await {
         Ok(Detection { detected: Detected::Matched { index, .. }, names, .. }) => {
             summary.learned(names);
             set.protocols().get(index)
