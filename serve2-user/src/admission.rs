@@ -51,7 +51,10 @@ pub fn limited_total() -> u64 {
 
 /// Resets a connection a limit refused. A flood must not flood the log
 /// too: at most one warning a second, with the running count.
-pub(crate) fn refuse(stream: TcpStream, limit: &'static str) {
+pub(crate) fn refuse(stream: TcpStream, limit: &'static str, metrics: Option<&crate::metrics::PolicyMetrics>) {
+    if let Some(metrics) = metrics {
+        metrics.count_limited();
+    }
     // Best effort: a reset frees the socket at once (no FIN exchange).
     let _ = socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
     drop(stream);

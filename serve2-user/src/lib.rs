@@ -35,7 +35,8 @@
 //! again on, as TLS does). See `examples/custom_protocol.rs`.
 //!
 //! Where things live: [`config`] (serve2d's JSON), [`detect`] (detectors and
-//! the detection engine), [`handler`] (the built-in handlers), [`relay`]
+//! the detection engine), [`handler`] (the built-in handlers), [`metrics`]
+//! (Prometheus metrics and their endpoint), [`relay`]
 //! (moving bytes between client and backend), [`router`] (per-port protocol
 //! sets), [`server`] (accept loop and per-connection flow).
 
@@ -51,6 +52,7 @@ pub mod detect;
 pub mod handler;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod ports;
 pub mod privileges;

@@ -263,6 +263,7 @@ pub struct ProtocolSet {
     /// the set of the same policy after a reload).
     max_connections: Option<u64>,
     open: Arc<std::sync::atomic::AtomicU64>,
+    metrics: Option<Arc<crate::metrics::PolicyMetrics>>,
 }
 
 /// Why a [`ProtocolSet`] could not be built.
@@ -305,6 +306,18 @@ impl ProtocolSet {
     pub fn with_accept_proxy(mut self, sources: Vec<ipnet::IpNet>) -> Self {
         self.accept_proxy = sources.into();
         self
+    }
+
+    /// Counts this set's connections in `metrics` (see
+    /// [`crate::metrics::Metrics::instrument`]).
+    pub fn with_metrics(mut self, metrics: Option<Arc<crate::metrics::PolicyMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this set's connections count in, if any.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::PolicyMetrics>> {
+        self.metrics.as_ref()
     }
 
     /// The route taking every connection without detection, if any.

@@ -46,13 +46,19 @@ pub(crate) struct Reloader {
     pub steering: SharedSteering,
     /// serve2's own listening ports (never "another socket listens here").
     pub own_ports: crate::ports::PortSet,
+    /// Where reloads are counted and the new sets' connections too.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Reloader {
     /// Reloads for `requester` (logged), returning the outcome.
     pub fn reload(&self, requester: &str) -> ReloadAnswer {
         tracing::info!(%requester, file = %self.file.display(), "reload requested");
-        let answer = match self.try_reload() {
+        let result = self.try_reload();
+        if let Some(metrics) = &self.metrics {
+            metrics.record_reload(result.is_ok());
+        }
+        let answer = match result {
             Ok(message) => {
                 tracing::info!(%requester, "{message}");
                 ReloadAnswer { ok: true, message }
@@ -78,7 +84,7 @@ impl Reloader {
             }
         }
         new.protocols.share_open_count(&live.config.protocols);
-        let router = new.router().map_err(|e| e.to_string())?;
+        let router = new.router_with(self.metrics.as_deref()).map_err(|e| e.to_string())?;
         let steered = self.swap(&mut live, &new, router)?;
         let policies = new.policies.len();
         live.config = new;

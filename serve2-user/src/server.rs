@@ -244,11 +244,19 @@ fn admit(server: &Server, tracker: &TaskTracker, stream: TcpStream, peer: Socket
     let router = server.router.load_full();
     let limits = router.limits();
     let open = OpenConnection::new(&server.stats);
+    // Counted under the policy of the port it dialled (a getsockname only
+    // on this refusal path).
+    let policy = |stream: &TcpStream| {
+        let port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+        router.for_port(port).metrics().cloned()
+    };
     if limits.max_connections.is_some_and(|max| server.stats.open() > max) {
-        return admission::refuse(stream, "maxConnections");
+        let metrics = policy(&stream);
+        return admission::refuse(stream, "maxConnections", metrics.as_deref());
     }
     let Some(detecting) = Slot::take(&server.detecting, limits.max_detecting) else {
-        return admission::refuse(stream, "maxDetecting");
+        let metrics = policy(&stream);
+        return admission::refuse(stream, "maxDetecting", metrics.as_deref());
     };
     tracker.spawn(ConnectionTask::new(router, stream, peer, Instant::now(), open, detecting));
 }
@@ -336,11 +344,11 @@ async fn set_up(
     let span = tracing::info_span!("conn", %peer, port = local.port());
     let set = router.for_port(local.port());
     let Some(policy_slot) = set.admit() else {
-        admission::refuse(stream, "policy maxConnections");
+        admission::refuse(stream, "policy maxConnections", set.metrics().map(|m| m.as_ref()));
         return None;
     };
     let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
-    let mut summary = Summary::new(local, accepted);
+    let mut summary = Summary::new(local, accepted, set.metrics());
     let mut conn = Conn::new(stream, info);
     let relay = async {
         if set.expects_proxy_header(peer.ip()) && !receive_proxy_header(&mut conn, &mut summary).await {
@@ -388,7 +396,7 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
             }
             Received::Invalid(why) => why,
         };
-        summary.push("proxy-header");
+        summary.push_proxy_header();
         summary.finish_failed(HandlerError::Refused(format!("acceptProxy: {failure}")));
         return false;
     }
@@ -404,7 +412,7 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary, dete
             Some(forward) if conn.info().depth == 0 => forward,
             _ => choose(&mut conn, set, summary).await?,
         };
-        summary.push(protocol.name());
+        summary.push_protocol(set, protocol);
         // Detection is over: the connection no longer counts as detecting.
         drop(detecting.take());
         match protocol.handler().handle(conn).await {
@@ -429,7 +437,7 @@ async fn dispatch(mut conn: Conn, set: &ProtocolSet, summary: &mut Summary, dete
 /// for a client that sent nothing, the fallback, or none (then the
 /// connection is closed and `summary` says why).
 async fn choose<'s>(conn: &mut Conn, set: &'s ProtocolSet, summary: &mut Summary) -> Option<&'s Protocol> {
-    match detect(conn, set).await {
+    match summary.timed_detection(detect(conn, set)).await {
         Ok(Detection { detected: Detected::Matched { index, .. }, names, .. }) => {
             summary.learned(names);
             set.protocols().get(index)

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use tokio::time::Instant;
 
 use crate::detect::engine::{LearnedNames, Unmatched};
-use crate::protocol::{End, HandlerError, Report};
+use crate::metrics::{ActiveConnection, ChainKey, Outcome, PolicyMetrics, Slot};
+use crate::protocol::{End, HandlerError, Protocol, ProtocolSet, Report};
 
 /// What happened to a connection, filled in as it moves through layers.
 #[derive(Debug)]
@@ -23,11 +24,18 @@ pub(crate) struct Summary {
     names: LearnedNames,
     /// The client as a trusted PROXY header announced it.
     client: Option<SocketAddr>,
+    /// The chain as slots of the protocol set, for the metrics.
+    chain_key: ChainKey,
+    /// Whether the last layer was closed unmatched.
+    closed: bool,
+    /// The policy's metrics; counts the connection active while it lives.
+    metrics: Option<ActiveConnection>,
 }
 
 impl Summary {
-    /// The summary of a connection to `local`, accepted at `accepted`.
-    pub fn new(local: SocketAddr, accepted: Instant) -> Self {
+    /// The summary of a connection to `local`, accepted at `accepted`,
+    /// counted in `metrics` (its policy's) if given.
+    pub fn new(local: SocketAddr, accepted: Instant, metrics: Option<&std::sync::Arc<PolicyMetrics>>) -> Self {
         Self {
             local,
             accepted,
@@ -37,6 +45,9 @@ impl Summary {
             unmatched_bytes: 0,
             names: LearnedNames::default(),
             client: None,
+            chain_key: ChainKey::default(),
+            closed: false,
+            metrics: metrics.map(PolicyMetrics::open),
         }
     }
 
@@ -56,11 +67,40 @@ impl Summary {
         self.client = Some(client);
     }
 
-    pub fn push(&mut self, protocol: &str) {
+    fn push_slot(&mut self, protocol: &str, slot: Option<Slot>) {
         if !self.chain.is_empty() {
             self.chain.push('>');
         }
         self.chain.push_str(protocol);
+        if self.metrics.is_some() {
+            self.chain_key.push(slot);
+        }
+    }
+
+    /// Appends `protocol`, one of `set`'s, to the chain.
+    pub fn push_protocol(&mut self, set: &ProtocolSet, protocol: &Protocol) {
+        let slot = self.metrics.as_ref().and_then(|_| Slot::of(set, protocol));
+        self.push_slot(protocol.name(), slot);
+    }
+
+    /// Appends a protocol by name only (tests of the log line).
+    #[cfg(test)]
+    pub fn push(&mut self, protocol: &str) {
+        self.push_slot(protocol, None);
+    }
+
+    /// Appends the PROXY header `acceptProxy` reads to the chain.
+    pub fn push_proxy_header(&mut self) {
+        self.push_slot("proxy-header", Some(Slot::PROXY_HEADER));
+    }
+
+    /// Runs one detection, timing it for the metrics.
+    pub async fn timed_detection<T>(&mut self, detection: impl Future<Output = T>) -> T {
+        let Some(metrics) = &self.metrics else { return detection.await };
+        let started = Instant::now();
+        let result = detection.await;
+        metrics.detected_in(started.elapsed());
+        result
     }
 
     /// Records how the connection ended.
@@ -82,11 +122,49 @@ impl Summary {
     /// Records that no protocol matched and the connection was closed.
     pub fn closed_unmatched(&mut self, buffered: usize) {
         self.unmatched_bytes = buffered;
+        self.closed = true;
+    }
+
+    /// How the connection ended, for `serve2_connections_total`.
+    pub fn outcome(&self) -> Outcome {
+        match &self.report.end {
+            End::Failed(HandlerError::Refused(_)) => Outcome::Rejected,
+            End::Failed(HandlerError::Backend { .. } | HandlerError::BackendTimeout { .. }) => Outcome::BackendError,
+            _ => match self.unmatched {
+                Some(Unmatched::Timeout) => Outcome::Timeout,
+                Some(_) if self.closed => Outcome::ClosedUnmatched,
+                Some(_) => Outcome::Default,
+                // Detection failed (the client's I/O) before any protocol.
+                None if self.chain.is_empty() => Outcome::ClosedUnmatched,
+                None => Outcome::Matched,
+            },
+        }
+    }
+
+    /// The bytes the summary line reports: (from the client, to the client).
+    fn bytes(&self) -> (u64, u64) {
+        if self.chain.is_empty() {
+            (self.unmatched_bytes as u64, 0)
+        } else {
+            (self.report.from_client, self.report.to_client)
+        }
+    }
+
+    /// Counts the ended connection in its policy's metrics.
+    fn record(&self) {
+        let Some(metrics) = &self.metrics else { return };
+        metrics.count(self.chain_key, &self.chain, self.outcome());
+        let (from_client, to_client) = self.bytes();
+        metrics.add_bytes(from_client, to_client);
+        if matches!(self.report.end, End::Failed(HandlerError::Tls(_))) {
+            metrics.tls_error();
+        }
     }
 
     /// Logs the summary at info level, or warn when something failed that
-    /// the client did not cause.
+    /// the client did not cause; and counts it in the metrics.
     pub fn log(&self) {
+        self.record();
         let local = self.local;
         let elapsed = self.accepted.elapsed();
         let chain = if self.chain.is_empty() { "-" } else { self.chain.as_str() };

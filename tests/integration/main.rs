@@ -14,6 +14,7 @@ mod http;
 mod limits;
 mod many;
 mod matrix;
+mod metrics;
 mod openssh;
 mod peers;
 mod peers_e2e;

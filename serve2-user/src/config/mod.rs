@@ -81,6 +81,8 @@ pub struct Config {
     pub connection_limits: crate::admission::ConnectionLimits,
     /// Who to run as once set up (`user`, `group`).
     pub run_as: Option<crate::privileges::RunAs>,
+    /// Where the Prometheus metrics endpoint listens (`metrics`), if anywhere.
+    pub metrics: Option<ListenAddress>,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -90,9 +92,20 @@ impl Config {
     /// The router for this configuration: policies by port, the top-level
     /// protocols for every other port.
     pub fn router(&self) -> Result<crate::Router, crate::router::RouterError> {
-        let mut router = crate::Router::new(self.protocols.clone()).with_limits(self.connection_limits);
+        self.router_with(None)
+    }
+
+    /// Like [`Config::router`], each protocol set counting its connections
+    /// in `metrics` under its policy's name (`top` for the top level).
+    pub fn router_with(
+        &self,
+        metrics: Option<&crate::metrics::Metrics>,
+    ) -> Result<crate::Router, crate::router::RouterError> {
+        let set = |name: &str, set: &ProtocolSet| metrics.map_or_else(|| set.clone(), |m| m.instrument(name, set));
+        let mut router =
+            crate::Router::new(set(crate::metrics::TOP_POLICY, &self.protocols)).with_limits(self.connection_limits);
         for policy in &self.policies {
-            router.add_policy(policy.ports.iter(), policy.protocols.clone())?;
+            router.add_policy(policy.ports.iter(), set(&policy.name, &policy.protocols))?;
         }
         Ok(router)
     }
@@ -236,6 +249,9 @@ impl<'s> Checker<'s> {
         if let Some(steer) = &mut steer {
             self.no_loops(steer);
         }
+        let metrics = raw.metrics.as_deref().and_then(|address| {
+            parse_listen_address(address).map_err(|message| self.problem(root.key("metrics"), message)).ok()
+        });
         let control = match raw.control.as_deref() {
             Some("") => None,
             Some(path) => Some(PathBuf::from(path)),
@@ -264,6 +280,7 @@ impl<'s> Checker<'s> {
                 max_detecting: self.count(&root.key("maxDetecting"), raw.max_detecting),
             },
             run_as: self.run_as(&root, raw.user.as_ref(), raw.group.as_ref()),
+            metrics,
         })
     }
 

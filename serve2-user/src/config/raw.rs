@@ -62,6 +62,9 @@ pub struct RawConfig<'a> {
     pub on_timeout: Option<RouteConf>,
     /// Source prefixes that must send a PROXY header first (serve2 addition).
     pub accept_proxy: Option<Vec<String>>,
+    /// Where to serve Prometheus metrics (`GET /metrics`), `host:port`
+    /// (serve2 addition).
+    pub metrics: Option<String>,
 }
 
 /// One entry of `protocols`.

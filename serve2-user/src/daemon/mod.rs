@@ -71,7 +71,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(steer) => Some(steering::start(&config, steer, &mut groups, &mut described)?),
         None => None,
     };
-    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    #[cfg(feature = "steer")]
+    let kernel = started.as_ref().map(|s| {
+        let counters = s.counters.clone();
+        Box::new(move || counters.read()) as crate::metrics::KernelCounterSource
+    });
+    #[cfg(not(feature = "steer"))]
+    let kernel = None;
+    let metrics = crate::metrics::start(&config, kernel)?;
+    let metrics_handle = metrics.as_ref().map(|m| m.metrics().clone());
+    let router = config.router_with(metrics_handle.as_deref())?;
+    let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
     let shared_steering = started.as_ref().map(|s| s.steering.clone()).unwrap_or_default();
     let live = Arc::new(RwLock::new(Live {
         config: config.clone(),
@@ -91,6 +101,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         server: server.clone(),
         steering: shared_steering.clone(),
         own_ports: steering::own_ports(&groups),
+        metrics: metrics_handle,
     };
     let (reloads, requests) = tokio::sync::mpsc::channel(4);
     let reloading = tokio::spawn(serve_reloads(reloader, requests));
@@ -129,6 +140,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(control) = control {
         control.abort();
     }
+    drop(metrics);
     tracing::info!("stopped");
     Ok(())
 }
@@ -198,7 +210,9 @@ pub async fn run_with(
     for listener in &listeners {
         listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
     }
-    let server = Server::new(config.router()?).with_shutdown_grace(config.shutdown_timeout);
+    let metrics = crate::metrics::start(&config, None)?;
+    let router = config.router_with(metrics.as_ref().map(|m| m.metrics().as_ref()))?;
+    let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
     let live = Arc::new(RwLock::new(Live {
         config: config.clone(),
         #[cfg(feature = "steer")]
@@ -217,6 +231,7 @@ pub async fn run_with(
     if let Some(control) = control {
         control.abort();
     }
+    drop(metrics);
     Ok(())
 }
 

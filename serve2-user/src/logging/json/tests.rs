@@ -128,16 +128,16 @@ fn hostile_strings_stay_inside_their_value() {
 fn summaries() -> Vec<Summary> {
     let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let now = tokio::time::Instant::now();
-    let mut unmatched = Summary::new(local, now);
+    let mut unmatched = Summary::new(local, now, None);
     unmatched.unmatched = Some(Unmatched::Refused);
     unmatched.closed_unmatched(12);
-    let mut clean = Summary::new(local, now);
+    let mut clean = Summary::new(local, now, None);
     clean.push("echo");
     clean.finish(Report { from_client: 3, to_client: 3, end: End::Closed, ..Report::default() });
-    let mut tls = Summary::new(local, now);
+    let mut tls = Summary::new(local, now, None);
     tls.push("tls");
     tls.finish_failed(HandlerError::Tls(std::io::Error::other("bad record")));
-    let mut backend = Summary::new(local, now);
+    let mut backend = Summary::new(local, now, None);
     backend.unmatched = Some(Unmatched::Timeout);
     backend.push("ssh");
     backend.finish_failed(HandlerError::Backend {
