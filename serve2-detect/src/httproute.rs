@@ -94,11 +94,24 @@ enum Form {
     Authority,
 }
 
+/// Inside a TLS session serve2 terminated, a request for another host than
+/// the one the ClientHello named is misdirected (RFC 9110 §15.5.20): host
+/// routing must not carry a client that opened a session for one name to
+/// the backend of another (domain fronting).
+fn misdirected(prefix: &[u8], learned: &Learned, ctx: &DetectContext<'_>) -> bool {
+    let (Some(sni), Some(host)) = (ctx.tls.and_then(|tls| tls.server_name.as_deref()), learned.host) else {
+        return false;
+    };
+    let host = host.of(prefix);
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    !host.eq_ignore_ascii_case(sni.trim_end_matches('.').as_bytes())
+}
+
 /// Early exit of the parse: the verdict to return now.
 type Parse<T> = Result<T, Verdict>;
 
 impl Detector for HttpRouteDetector {
-    fn detect(&self, prefix: &[u8], _ctx: &DetectContext<'_>) -> Verdict {
+    fn detect(&self, prefix: &[u8], ctx: &DetectContext<'_>) -> Verdict {
         let parsed = method(prefix).and_then(|method| {
             let target = method.len() + 1;
             let form = target_form(prefix, method, target)?;
@@ -107,9 +120,10 @@ impl Detector for HttpRouteDetector {
         match (parsed, &self.hosts) {
             (Err(verdict), _) => verdict,
             (Ok(_), None) => Verdict::MATCH,
-            (Ok((method, target, form)), Some(hosts)) => {
-                route(prefix, hosts, method, target, form).unwrap_or_else(|verdict| verdict)
-            }
+            (Ok((method, target, form)), Some(hosts)) => match route(prefix, hosts, method, target, form) {
+                Ok(Verdict::Match(learned)) if misdirected(prefix, &learned, ctx) => Verdict::NoMatch,
+                Ok(verdict) | Err(verdict) => verdict,
+            },
         }
     }
 }

@@ -125,7 +125,7 @@ async fn notification(socket: &UnixDatagram) -> Vec<String> {
 }
 
 #[test]
-fn serve2d_notifies_ready_once_serving_and_stopping_at_sigterm() {
+fn serve2d_notifies_ready_once_serving_reloading_around_a_reload_and_stopping_at_sigterm() {
     in_netns(|| async {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.json");
@@ -149,6 +149,16 @@ fn serve2d_notifies_ready_once_serving_and_stopping_at_sigterm() {
         send(&mut client, b"ECHO ready").await;
         assert_eq!(read_exact(&mut client, 10).await, b"ECHO ready");
         drop(client);
+
+        // SIGHUP: RELOADING=1 (with its timestamp), then READY=1 again.
+        // SAFETY: kill only sends a signal to our own child.
+        assert_eq!(unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) }, 0);
+        let reloading = notification(&socket).await;
+        assert!(reloading.iter().any(|l| l == "RELOADING=1"), "{reloading:?}");
+        assert!(reloading.iter().any(|l| l.starts_with("MONOTONIC_USEC=")), "{reloading:?}");
+        let ready = notification(&socket).await;
+        assert_eq!(ready, ["READY=1"]);
+        daemon.wait_for_line("reloaded").await;
 
         // SIGTERM: STOPPING=1 comes first, then the daemon exits cleanly.
         // SAFETY: kill only sends a signal to our own child.

@@ -202,3 +202,46 @@ fn certs_are_chosen_by_sni_against_each_certificates_own_names() {
         daemon.stop().await;
     });
 }
+
+#[test]
+fn a_request_for_another_host_than_the_tls_session_is_misdirected() {
+    in_netns(|| async {
+        let pki = TestPki::new();
+        let www = www();
+        let (fronted, fronted_addr) = backend().await;
+        let (default, default_addr) = backend().await;
+        let config = format!(
+            r#"{{"address": ":0", "maxRead": 512, "protocols": [
+                {{"kind": "tls", "conf": {{"cert": {cert}, "key": {key}}}}},
+                {{"kind": "httproute", "conf": {{"hosts": ["b.test"], "target": {fronted}}}}},
+                {{"kind": "http", "conf": {{"path": {www}}}}},
+                {{"kind": "proxy", "default": true, "conf": {{"target": {default}}}}}
+            ]}}"#,
+            cert = json(pki.cert_path().to_string_lossy()),
+            key = json(pki.key_path().to_string_lossy()),
+            fronted = json(&fronted_addr),
+            www = json(www.path().to_string_lossy()),
+            default = json(&default_addr),
+        );
+        let daemon = Daemon::start(&config).await;
+        // SNI b.test, Host b.test: routed by host.
+        let mut tls = pki.connect(daemon.addr, "b.test", &[]).await;
+        let request = b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n";
+        tls.write_all(request).await.unwrap();
+        let mut server = accept(&fronted).await;
+        assert_eq!(read_exact(&mut server, request.len()).await, request);
+        // SNI a.test, Host b.test: not carried to b.test's backend; the file
+        // server behind answers 421 Misdirected Request.
+        let mut tls = pki.connect(daemon.addr, "a.test", &[]).await;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: b.test\r\nConnection: close\r\n\r\n").await.unwrap();
+        let response = String::from_utf8_lossy(&read_to_end(&mut tls).await.unwrap()).into_owned();
+        assert!(response.starts_with("HTTP/1.1 421"), "{response}");
+        // SNI a.test, Host a.test:8443: served.
+        let mut tls = pki.connect(daemon.addr, "a.test", &[]).await;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: A.test:8443\r\nConnection: close\r\n\r\n").await.unwrap();
+        let response = String::from_utf8_lossy(&read_to_end(&mut tls).await.unwrap()).into_owned();
+        assert!(response.starts_with("HTTP/1.1 200") && response.contains("served over TLS"), "{response}");
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), default.accept()).await.is_err());
+        daemon.stop().await;
+    });
+}

@@ -166,7 +166,7 @@ fn drop_privileges(config: &Config, run_as: crate::privileges::RunAs) -> Result<
 /// Applies reloads one at a time, from the control socket and from SIGHUP
 /// (logrotate and `systemctl reload` send one: it must never end the
 /// daemon).
-async fn serve_reloads(reloader: Reloader, mut requests: tokio::sync::mpsc::Receiver<ReloadRequest>) {
+async fn serve_reloads(reloader: Reloader, requests: tokio::sync::mpsc::Receiver<ReloadRequest>) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangups) => Some(hangups),
         Err(e) => {
@@ -174,6 +174,9 @@ async fn serve_reloads(reloader: Reloader, mut requests: tokio::sync::mpsc::Rece
             None
         }
     };
+    // Without a control socket the request channel closes at once; SIGHUP
+    // still reloads.
+    let mut requests = Some(requests);
     loop {
         let hangup = async {
             match &mut hangups {
@@ -181,13 +184,19 @@ async fn serve_reloads(reloader: Reloader, mut requests: tokio::sync::mpsc::Rece
                 None => std::future::pending().await,
             }
         };
+        let request = async {
+            match &mut requests {
+                Some(requests) => requests.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            request = requests.recv() => match request {
+            request = request => match request {
                 Some(request) => {
                     let answer = reloader.reload(&request.requester);
                     let _ = request.answer.send(answer);
                 }
-                None => return,
+                None => requests = None,
             },
             Some(()) = hangup => {
                 reloader.reload("SIGHUP");

@@ -62,9 +62,19 @@ impl Handler for FileServer {
     fn handle(&self, mut conn: Conn) -> HandlerFuture<'_> {
         Box::pin(async move {
             let settings = self.inner.clone();
+            // The name the TLS session was opened for, if serve2 terminated it.
+            let sni: Option<Arc<str>> = conn.info().tls.as_ref().and_then(|t| t.server_name.as_deref()).map(Arc::from);
             let service = hyper::service::service_fn(move |request| {
-                let settings = settings.clone();
-                async move { Ok::<_, Infallible>(settings.respond(request).await) }
+                let (settings, sni) = (settings.clone(), sni.clone());
+                async move {
+                    if misdirected(&request, sni.as_deref()) {
+                        return Ok::<_, Infallible>(text_response(
+                            StatusCode::MISDIRECTED_REQUEST,
+                            "this connection's TLS session is for another host\n".into(),
+                        ));
+                    }
+                    Ok::<_, Infallible>(settings.respond(request).await)
+                }
             });
             let h2 = conn.buffered().starts_with(H2_PREFACE);
             let io = TokioIo::new(&mut conn);
@@ -76,6 +86,19 @@ impl Handler for FileServer {
             Ok(Handled::Done(Report::from_conn(&conn, http_end(served))))
         })
     }
+}
+
+/// Whether `request` asks for another host than the TLS session's `sni`
+/// (RFC 9110 §15.5.20: answered 421, as a client may reuse a connection
+/// for names it has no business sending there).
+fn misdirected(request: &Request<Incoming>, sni: Option<&str>) -> bool {
+    let Some(sni) = sni else { return false };
+    let host = request.uri().host().or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok())).map(
+        |host| {
+            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+        },
+    );
+    host.is_some_and(|host| !host.trim_end_matches('.').eq_ignore_ascii_case(sni.trim_end_matches('.')))
 }
 
 /// How an HTTP connection ended: clients dropping or resetting a connection

@@ -290,3 +290,23 @@ fn raise_memlock_limit() {
         libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serve2_common::{
+        COUNTERS_MAP, HEARTBEAT_MAP, LISTENER_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
+    };
+
+    /// The embedded object parses without privileges and holds the program
+    /// and every map the daemon opens by name (a build mismatch would
+    /// otherwise only show as root, at start).
+    #[test]
+    fn the_embedded_object_has_the_program_and_every_map_the_daemon_uses() {
+        let object = aya_obj::Object::parse(super::PROGRAM_OBJECT).expect("the embedded object parses");
+        for map in [PORTS_MAP, LISTENER_MAP, COUNTERS_MAP, SETTINGS_MAP, SCOPE_V4_MAP, SCOPE_V6_MAP, HEARTBEAT_MAP] {
+            assert!(object.maps.contains_key(map), "no map {map}; it has {:?}", object.maps.keys().collect::<Vec<_>>());
+        }
+        assert!(object.programs.contains_key(PROGRAM), "no program {PROGRAM}");
+        assert_eq!(object.programs.len(), 1, "only the steering program ships");
+    }
+}

@@ -104,7 +104,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     setup::packages(setup::BENCH_PACKAGES)?;
     setup::toolchain()?;
-    run_loudly(cargo().args(["build", "--release", "-p", "serve2", "--bin", "serve2d", "-p", "serve2-bench"]))?;
+    run_loudly(cargo().args(["build", "--release", "-p", "serve2", "-p", "serve2-bench", "--bins"]))?;
     netns::reexec()
 }
 
