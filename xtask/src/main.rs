@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask setup | build | run | test | bench`.
+//! Project tasks: `cargo xtask setup | build | run | test | bench | fuzz`.
 //!
 //! `run` and `test` do the setup themselves (it is idempotent), so on a
 //! fresh machine the two commands in the README are all it takes.
 
 mod bench;
 mod cmd;
+mod fuzz;
 mod setup;
 
 use std::process::Command;
@@ -33,7 +34,8 @@ enum Task {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
-    /// Set up, then check formatting and lints and run every test.
+    /// Set up, then check formatting and lints, run every test, and fuzz
+    /// every target briefly (about a minute).
     Test {
         /// Skip formatting and lint checks.
         #[arg(long)]
@@ -45,6 +47,9 @@ enum Task {
     /// Benchmark serve2d against direct connections, HAProxy and sslh
     /// (writes target/bench/ and docs/PERFORMANCE.md).
     Bench(bench::BenchArgs),
+    /// Fuzz every target (cargo-fuzz, nightly) for a few minutes each,
+    /// seeded from tests/fixtures (writes target/fuzz/summary.md).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,9 +76,11 @@ fn main() -> anyhow::Result<()> {
             }
             // The library without kernel steering must keep compiling.
             run(cargo().args(["build", "-p", "serve2", "--no-default-features", "--lib"]))?;
-            run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))
+            run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))?;
+            fuzz::smoke()
         }
         Task::Bench(args) => bench::run(&args),
+        Task::Fuzz(args) => fuzz::fuzz(&args),
     }
 }
 

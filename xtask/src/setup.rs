@@ -1,6 +1,7 @@
 //! Installs what building and testing need, once: the nightly toolchain's
 //! rust-src (for the eBPF crate's build-std), bpf-linker built against
-//! rustc's own LLVM, and the Debian packages the tests and benchmarks use.
+//! rustc's own LLVM, the Debian packages the tests and benchmarks use, and
+//! cargo-fuzz when fuzzing is asked for.
 //! Every step checks first, so running it again does nothing.
 
 use std::path::PathBuf;
@@ -100,6 +101,19 @@ fn bpf_linker() -> anyhow::Result<()> {
         .args(["install", "bpf-linker", "--force", "--locked", "--no-default-features", "--features"])
         .arg(format!("llvm-{llvm}"))
         .env("LLVM_PREFIX", &prefix))
+}
+
+/// The nightly toolchain alone (what `cargo xtask fuzz` needs of it).
+pub fn nightly() -> anyhow::Result<()> {
+    nightly_rust_src()
+}
+
+/// cargo-fuzz, for `cargo xtask fuzz` and the smoke run of `cargo xtask test`.
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    if output(Command::new("rustup").args(["run", "nightly", "cargo", "fuzz", "--version"])).is_some() {
+        return Ok(());
+    }
+    run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
 }
 
 fn installed(package: &str) -> bool {
