@@ -34,33 +34,6 @@ pub struct Kind {
     pub variants: Vec<Variant>,
 }
 
-/// The confs tried for a registry kind besides `{}` (`regex` has no `{}`).
-fn confs(kind: &str) -> Vec<serde_json::Value> {
-    match kind {
-        "tlsroute" => vec![
-            json!({}),
-            json!({"serverNames": ["example.test"]}),
-            json!({"serverNames": ["*.example.test", ""]}),
-            json!({"alpn": ["h2"]}),
-            json!({"serverNames": ["pq.example.test", "localhost"], "alpn": ["h2", "http/1.1"]}),
-            json!({"maxHello": 600}),
-        ],
-        "httproute" => vec![
-            json!({}),
-            json!({"hosts": ["localhost"]}),
-            json!({"hosts": ["*.example.test", "127.0.0.1"]}),
-            json!({"hosts": ["*", ""]}),
-        ],
-        "regex" => vec![
-            json!({"patterns": "^SSH-"}),
-            json!({"patterns": ["^GET /", "^\\x16\\x03[\\x00-\\x04]"]}),
-            json!({"patterns": "HTTP/1\\.[01]\\r\\n"}),
-            json!({"patterns": "(?m)^Host: [a-z.]+$"}),
-            json!({"patterns": "^(?-u:\\w){3,8}\\b"}),
-        ],
-        _ => vec![json!({})],
-    }
-}
 
 static TLS_SESSIONS: LazyLock<[TlsInfo; 3]> = LazyLock::new(|| {
     [
@@ -116,7 +89,7 @@ pub fn kinds() -> Vec<Kind> {
     let mut kinds: Vec<Kind> = KINDS
         .iter()
         .map(|kind| {
-            let variants = confs(kind.name)
+            let variants = serve2_detect::testing::sample_confs(kind.name)
                 .into_iter()
                 .map(|conf| {
                     let name = format!("{} {conf}", kind.name);

@@ -19,6 +19,8 @@
 #![warn(missing_docs)]
 
 mod adb;
+#[cfg(test)]
+mod fixtures;
 mod h2c;
 mod http;
 mod httproute;

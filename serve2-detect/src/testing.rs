@@ -82,3 +82,62 @@ pub enum Outcome {
     /// Still asking for more at the end of the flight.
     Undecided,
 }
+
+/// Fixed-seed pseudo-random bytes (xorshift64): junk that is the same on
+/// every run, for negative tests.
+pub fn xorshift_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Configurations to try each routed kind with: `{}` (except `regex`,
+/// which needs patterns) and a few that exercise its options.
+pub fn sample_confs(kind: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    match kind {
+        "tlsroute" => vec![
+            json!({}),
+            json!({"serverNames": ["example.test"]}),
+            json!({"serverNames": ["*.example.test", ""]}),
+            json!({"alpn": ["h2"]}),
+            json!({"serverNames": ["pq.example.test", "localhost"], "alpn": ["h2", "http/1.1"]}),
+            json!({"maxHello": 600}),
+        ],
+        "httproute" => vec![
+            json!({}),
+            json!({"hosts": ["localhost"]}),
+            json!({"hosts": ["*.example.test", "127.0.0.1"]}),
+            json!({"hosts": ["*", ""]}),
+        ],
+        "regex" => vec![
+            json!({"patterns": "^SSH-"}),
+            json!({"patterns": ["^GET /", "^\\x16\\x03[\\x00-\\x04]"]}),
+            json!({"patterns": "HTTP/1\\.[01]\\r\\n"}),
+            json!({"patterns": "(?m)^Host: [a-z.]+$"}),
+            json!({"patterns": "^(?-u:\\w){3,8}\\b"}),
+        ],
+        _ => vec![json!({})],
+    }
+}
+
+/// Every routed kind built with each of its [`sample_confs`], named
+/// `kind {conf}`.
+pub fn sample_detectors() -> Vec<(String, std::sync::Arc<dyn Detector>)> {
+    crate::registry::KINDS
+        .iter()
+        .flat_map(|kind| {
+            sample_confs(kind.name).into_iter().map(move |conf| {
+                let name = format!("{} {conf}", kind.name);
+                let detector = kind.build(conf).unwrap_or_else(|e| panic!("{name}: {e}"));
+                (name, detector)
+            })
+        })
+        .collect()
+}

@@ -6,16 +6,14 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use serve2_detect::Detector;
 use serve2_detect::registry::KINDS;
-use serve2_detect::testing::{Outcome, judge};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
+use serve2_detect::testing::{Outcome, judge, xorshift_bytes};
 
 /// The kind a fixture belongs to (`None`: no kind may claim it), by folder;
 /// the oldest captures lie at the top level.
@@ -34,34 +32,19 @@ fn expected_kind(path: &Path) -> Option<&'static str> {
 }
 
 fn flights() -> Vec<(String, Option<&'static str>, Vec<u8>)> {
-    let mut flights = Vec::new();
-    let mut folders = vec![fixtures()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "bin") {
-                let name = path.strip_prefix(fixtures()).unwrap().display().to_string();
-                flights.push((name, expected_kind(&path), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    flights.sort();
-    flights
+    common::captured_flights()
+        .into_iter()
+        .map(|(name, flight)| {
+            let expected = expected_kind(&common::fixtures().join(&name));
+            (name, expected, flight)
+        })
+        .collect()
 }
 
 /// Junk no kind may claim.
 fn synthetic_negatives() -> Vec<(String, Vec<u8>)> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut random = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
-    let mut junk: Vec<(String, Vec<u8>)> = (0..200)
-        .map(|i| (format!("random #{i}"), (0..(random() % 300 + 1)).map(|_| random() as u8).collect()))
+    let mut junk: Vec<(String, Vec<u8>)> = (0..200u64)
+        .map(|i| (format!("random #{i}"), xorshift_bytes(0x9e37_79b9_7f4a_7c15 ^ i, (i as usize * 37) % 300 + 1)))
         .collect();
     junk.push(("zeros".into(), vec![0; 200]));
     junk.push(("length-prefixed junk".into(), b"\x00\x05hello".to_vec()));

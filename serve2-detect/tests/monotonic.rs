@@ -12,44 +12,16 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::json;
 use serve2_detect::registry::KINDS;
 use serve2_detect::testing::verdict_byte_by_byte;
 use serve2_detect::{
     ClientHelloDetector, DetectContext, Detector, HttpDetector, MagicDetector, NeverDetector, TlsInfo, TlsStateMatcher,
 };
-
-/// The confs tried for each registry kind (`regex` has no `{}`).
-fn confs(kind: &str) -> Vec<serde_json::Value> {
-    match kind {
-        "tlsroute" => vec![
-            json!({}),
-            json!({"serverNames": ["example.test"]}),
-            json!({"serverNames": ["*.example.test", ""]}),
-            json!({"alpn": ["h2"]}),
-            json!({"serverNames": ["pq.example.test", "localhost"], "alpn": ["h2", "http/1.1"]}),
-            json!({"maxHello": 600}),
-        ],
-        "httproute" => vec![
-            json!({}),
-            json!({"hosts": ["localhost"]}),
-            json!({"hosts": ["*.example.test", "127.0.0.1"]}),
-            json!({"hosts": ["*", ""]}),
-        ],
-        "regex" => vec![
-            json!({"patterns": "^SSH-"}),
-            json!({"patterns": ["^GET /", "^\\x16\\x03[\\x00-\\x04]"]}),
-            json!({"patterns": "HTTP/1\\.[01]\\r\\n"}),
-            json!({"patterns": "(?m)^Host: [a-z.]+$"}),
-            json!({"patterns": "^(?-u:\\w){3,8}\\b"}),
-        ],
-        _ => vec![json!({})],
-    }
-}
 
 /// A detector, its name, and the TLS session it runs inside (if any).
 struct Subject {
@@ -65,7 +37,7 @@ fn subject(name: impl Into<String>, detector: Arc<dyn Detector>, tls: Option<Tls
 fn subjects() -> Vec<Subject> {
     let mut subjects = Vec::new();
     for kind in KINDS {
-        for conf in confs(kind.name) {
+        for conf in serve2_detect::testing::sample_confs(kind.name) {
             let name = format!("{} {conf}", kind.name);
             let detector = kind.build(conf).unwrap_or_else(|e| panic!("{name}: {e}"));
             subjects.push(subject(name, detector, None));
@@ -98,30 +70,6 @@ fn subjects() -> Vec<Subject> {
         subject("never", Arc::new(NeverDetector), None),
     ]);
     subjects
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
-}
-
-/// Every captured flight, by path under tests/fixtures.
-fn flights() -> Vec<(String, Vec<u8>)> {
-    let mut flights = Vec::new();
-    let mut folders = vec![fixtures()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "bin") {
-                let name = path.strip_prefix(fixtures()).unwrap().display().to_string();
-                flights.push((name, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    flights.sort();
-    assert!(flights.len() > 50, "only {} captured flights", flights.len());
-    flights
 }
 
 /// Judges `flight` with every subject; returns the breaches as messages.
@@ -206,7 +154,7 @@ fn mutate(rng: &mut Rng, base: &[u8], other: &[u8]) -> Vec<u8> {
 fn every_detector_is_monotonic_on_every_prefix_of_every_capture() {
     let subjects = subjects();
     let mut found = Vec::new();
-    for (name, flight) in flights() {
+    for (name, flight) in common::captured_flights() {
         found.extend(breaches(&subjects, &name, &flight));
     }
     assert!(found.is_empty(), "{} contract breaches:\n{}", found.len(), found.join("\n"));
@@ -216,7 +164,7 @@ fn every_detector_is_monotonic_on_every_prefix_of_every_capture() {
 fn every_detector_is_monotonic_on_mutated_captures() {
     const MUTANTS: usize = 3000;
     let subjects = subjects();
-    let flights = flights();
+    let flights = common::captured_flights();
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut found = Vec::new();
     for i in 0..MUTANTS {

@@ -4,12 +4,13 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serve2_detect::DetectContext;
-use serve2_detect::registry::KINDS;
+use serve2_detect::testing::sample_detectors;
 
 struct Counting;
 
@@ -34,35 +35,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn flights() -> Vec<Vec<u8>> {
-    let mut flights = Vec::new();
-    let mut folders = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "bin") {
-                flights.push(std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    flights
-}
-
 #[test]
 fn no_detector_allocates_while_detecting() {
-    let flights = flights();
-    let confs = [
-        ("regex", serde_json::json!({"patterns": ["^SSH-", "jabber"]})),
-        ("tlsroute", serde_json::json!({"serverNames": ["*.example.test", ""], "alpn": ["h2"]})),
-        ("httproute", serde_json::json!({"hosts": ["*.example.test", "localhost"]})),
-    ];
-    let mut detectors: Vec<_> =
-        KINDS.iter().filter(|k| k.name != "regex").map(|k| k.build(serde_json::json!({})).unwrap()).collect();
-    for (name, conf) in confs {
-        detectors.push(KINDS.iter().find(|k| k.name == name).unwrap().build(conf).unwrap());
-    }
+    let flights: Vec<Vec<u8>> = common::captured_flights().into_iter().map(|(_, flight)| flight).collect();
+    let detectors: Vec<_> = sample_detectors().into_iter().map(|(_, detector)| detector).collect();
     let ctx = DetectContext::default();
     COUNTING.store(true, Ordering::Relaxed);
     for flight in &flights {

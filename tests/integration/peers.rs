@@ -7,22 +7,9 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::support::process::Serve2d;
 use crate::support::*;
 
 const BANNER: &[u8] = include_bytes!("../fixtures/openssh-client-banner.bin");
-
-/// serve2d on `body` (a JSON object body) with a control socket of its own.
-async fn serve2d(body: &str) -> (tempfile::TempDir, Serve2d) {
-    let dir = tempfile::tempdir().unwrap();
-    let control = dir.path().join("control.sock");
-    let config = format!(r#"{{"logStdout": true, "control": {}, {body}}}"#, json(control.to_string_lossy()));
-    let path = dir.path().join("conf.json");
-    std::fs::write(&path, config).unwrap();
-    let mut daemon = Serve2d::spawn(&[], &path);
-    daemon.wait_for_line("serving").await;
-    (dir, daemon)
-}
 
 /// HAProxy in TCP mode on `port` with `accept-proxy`, relaying to `backend`
 /// and logging one line per connection with the client and dialled address
@@ -66,7 +53,7 @@ fn haproxy_accepts_v1_and_v2_headers_with_the_dialled_port_under_steering() {
                 {{"name": "v2", "ports": [2202], "protocols": [{{"kind": "ssh", "conf": {{"target": {target}, "proxyProtocol": "v2"}}}}]}}
             ]"#
         );
-        let (_dir, _daemon) = serve2d(&body).await;
+        let (_dir, _daemon) = crate::steer::start(&body).await;
         for port in [2201u16, 2202] {
             let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             let client_port = client.local_addr().unwrap().port();
@@ -99,7 +86,7 @@ fn a_steered_port_with_forward_gets_the_greeting_and_one_with_on_timeout_routes_
             json(&imap_addr),
             json(&ssh_addr)
         );
-        let (_dir, _daemon) = serve2d(&body).await;
+        let (_dir, _daemon) = crate::steer::start(&body).await;
         // Server-first: the greeting arrives before the client says a word.
         let mut client = TcpStream::connect("127.0.0.1:2525").await.unwrap();
         let mut server = accept(&smtp).await;

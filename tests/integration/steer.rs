@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// Writes `config` (a JSON object body, without braces) plus a control
 /// socket in a fresh folder, and starts serve2d on it.
-async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
+pub(crate) async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
     let dir = tempfile::tempdir().unwrap();
     let control = dir.path().join("control.sock");
     let config = format!(r#"{{"logStdout": true, "control": {}, {body}}}"#, json(control.to_string_lossy()));

@@ -71,21 +71,9 @@ fn refused_after(detector: &HttpRouteDetector, flight: &[u8]) -> Option<usize> {
     (0..=flight.len()).find(|&n| detector.detect(&flight[..n], &DetectContext::default()) == Verdict::NoMatch)
 }
 
-/// Fixed-seed xorshift64 flights.
+/// Fixed-seed pseudo-random flights.
 fn random_flights() -> Vec<Vec<u8>> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..64)
-        .map(|_| {
-            (0..96)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state.to_le_bytes()[0]
-                })
-                .collect()
-        })
-        .collect()
+    (0..64u64).map(|i| crate::testing::xorshift_bytes(0x9e37_79b9_7f4a_7c15 ^ i, 96)).collect()
 }
 
 #[test]

@@ -16,41 +16,6 @@ const CAPTURES: [(&str, &[u8]); 5] = [
     fixture!("rdp/xfreerdp-load-balance-info.bin"),
 ];
 
-/// Every other protocol's captures in the repository.
-const FOREIGN: [(&str, &[u8]); 31] = [
-    fixture!("openssh-client-banner.bin"),
-    fixture!("openssl3-s_client-clienthello.bin"),
-    fixture!("curl-openssl3-clienthello.bin"),
-    fixture!("rustls-aws-lc-rs-x25519mlkem768-clienthello.bin"),
-    fixture!("chromium-156-x25519mlkem768-clienthello.bin"),
-    fixture!("curl-h2-prior-knowledge.bin"),
-    fixture!("http/curl-GET.bin"),
-    fixture!("http/curl-HEAD.bin"),
-    fixture!("http/curl-POST.bin"),
-    fixture!("http/curl-PUT.bin"),
-    fixture!("http/curl-DELETE.bin"),
-    fixture!("http/curl-OPTIONS.bin"),
-    fixture!("http/curl-PATCH.bin"),
-    fixture!("http/curl-TRACE.bin"),
-    fixture!("http/curl-CONNECT.bin"),
-    fixture!("xmpp/sendxmpp-plain.bin"),
-    fixture!("xmpp/sendxmpp-component.bin"),
-    fixture!("xmpp/slixmpp-1.8.3.bin"),
-    fixture!("tinc/tincd-1.0.36.bin"),
-    fixture!("tinc/tincd-1.0.36-underscore-name.bin"),
-    fixture!("tinc/handmade-tinc-1.1-sptps.bin"),
-    fixture!("tinc/handmade-tinc-1.1-upgrade.bin"),
-    fixture!("tinc/handmade-tinc-1.1-join.bin"),
-    fixture!("syslog/logger-rfc3164.bin"),
-    fixture!("syslog/logger-rfc3164-octet-count.bin"),
-    fixture!("syslog/logger-rfc3164-local7-debug.bin"),
-    fixture!("syslog/logger-rfc5424.bin"),
-    fixture!("syslog/logger-rfc5424-octet-count.bin"),
-    fixture!("syslog/logger-rfc5424-notq-notime-nohost.bin"),
-    fixture!("syslog/logger-rfc5424-user-emerg.bin"),
-    ("lower-case HTTP", b"get / http/1.1\r\n"),
-];
-
 /// A Siemens S7 (ISO-on-TCP) connection request: the same TPKT + X.224 CR
 /// header as RDP, then X.224 parameters (TSAPs, TPDU size).
 const S7_COTP_CR: &[u8] = b"\x03\x00\x00\x16\x11\xe0\x00\x00\x00\x01\x00\xc1\x02\x01\x00\xc2\x02\x01\x02\xc0\x01\x0a";
@@ -94,7 +59,8 @@ fn asks_for_the_fixed_header_then_one_more_byte() {
 
 #[test]
 fn other_protocols_are_refused_at_the_first_byte() {
-    for (name, flight) in FOREIGN {
+    for (name, flight) in crate::fixtures::foreign("rdp") {
+        let flight = flight.as_slice();
         assert_eq!(judge(&RdpDetector, flight), Outcome::No, "{name}");
         assert_eq!(decided_at(flight), (1, Verdict::NoMatch), "{name}");
     }
@@ -129,16 +95,8 @@ fn junk_zeros_and_random_bytes_are_refused() {
         let expected = if flight == b"\x03" { Outcome::Undecided } else { Outcome::No };
         assert_eq!(outcome, expected, "{flight:02x?}");
     }
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    for _ in 0..2000 {
-        let mut flight = [0u8; 32];
-        for b in &mut flight {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = (state >> 24) as u8;
-        }
+    for seed in 0..2000u64 {
+        let flight = crate::testing::xorshift_bytes(0x9E37_79B9_7F4A_7C15_u64 ^ seed, 32);
         assert_eq!(judge(&RdpDetector, &flight), Outcome::No, "{flight:02x?}");
     }
 }

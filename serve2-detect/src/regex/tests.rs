@@ -35,21 +35,9 @@ fn decided_after(detector: &RegexDetector, flight: &[u8]) -> Option<usize> {
         .find(|&n| !matches!(detector.detect(&flight[..n], &DetectContext::default()), Verdict::NeedMore(_)))
 }
 
-/// Fixed-seed xorshift64 flights.
+/// Fixed-seed pseudo-random flights.
 fn random_flights() -> Vec<Vec<u8>> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..32)
-        .map(|_| {
-            (0..128)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state.to_le_bytes()[0]
-                })
-                .collect()
-        })
-        .collect()
+    (0..32u64).map(|i| crate::testing::xorshift_bytes(0x2545_f491_4f6c_dd1d ^ i, 128)).collect()
 }
 
 #[test]

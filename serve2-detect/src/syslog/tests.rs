@@ -19,38 +19,6 @@ const CAPTURES: [((&str, &[u8]), usize); 7] = [
     (fixture!("syslog/logger-rfc5424-user-emerg.bin"), 4),
 ];
 
-/// Every other protocol's captures in the repository.
-const FOREIGN: [(&str, &[u8]); 28] = [
-    fixture!("openssh-client-banner.bin"),
-    fixture!("openssl3-s_client-clienthello.bin"),
-    fixture!("curl-openssl3-clienthello.bin"),
-    fixture!("rustls-aws-lc-rs-x25519mlkem768-clienthello.bin"),
-    fixture!("chromium-156-x25519mlkem768-clienthello.bin"),
-    fixture!("curl-h2-prior-knowledge.bin"),
-    fixture!("http/curl-GET.bin"),
-    fixture!("http/curl-HEAD.bin"),
-    fixture!("http/curl-POST.bin"),
-    fixture!("http/curl-PUT.bin"),
-    fixture!("http/curl-DELETE.bin"),
-    fixture!("http/curl-OPTIONS.bin"),
-    fixture!("http/curl-PATCH.bin"),
-    fixture!("http/curl-TRACE.bin"),
-    fixture!("http/curl-CONNECT.bin"),
-    fixture!("rdp/xfreerdp-user.bin"),
-    fixture!("rdp/xfreerdp-auth-only.bin"),
-    fixture!("rdp/xfreerdp-no-user.bin"),
-    fixture!("rdp/xfreerdp-sec-rdp.bin"),
-    fixture!("rdp/xfreerdp-load-balance-info.bin"),
-    fixture!("xmpp/sendxmpp-plain.bin"),
-    fixture!("xmpp/sendxmpp-component.bin"),
-    fixture!("xmpp/slixmpp-1.8.3.bin"),
-    fixture!("tinc/tincd-1.0.36.bin"),
-    fixture!("tinc/tincd-1.0.36-underscore-name.bin"),
-    fixture!("tinc/handmade-tinc-1.1-sptps.bin"),
-    fixture!("tinc/handmade-tinc-1.1-upgrade.bin"),
-    fixture!("tinc/handmade-tinc-1.1-join.bin"),
-];
-
 /// How many bytes the detector needed to decide, and what it decided.
 fn decided_at(flight: &[u8]) -> (usize, Verdict) {
     let ctx = DetectContext::default();
@@ -119,7 +87,8 @@ fn look_alikes_are_refused_where_they_depart() {
 
 #[test]
 fn other_protocols_are_refused_at_the_first_byte() {
-    for (name, flight) in FOREIGN {
+    for (name, flight) in crate::fixtures::foreign("syslog") {
+        let flight = flight.as_slice();
         assert_eq!(judge(&SyslogDetector, flight), Outcome::No, "{name}");
         // XMPP's `<` fits; its next byte does not.
         let at = if flight.starts_with(b"<") { 2 } else { 1 };
@@ -132,16 +101,8 @@ fn junk_zeros_and_random_bytes_are_refused() {
     for flight in [&[0u8; 64][..], b"\x00\x05hello", b"\x05junk", b"get / http/1.1\r\n", b"\x03\x00\x00\x0b"] {
         assert_eq!(judge(&SyslogDetector, flight), Outcome::No, "{flight:02x?}");
     }
-    let mut state = 0x8CB9_2BA7_2F3D_8DD7_u64;
-    for _ in 0..2000 {
-        let mut flight = [0u8; 32];
-        for b in &mut flight {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = (state >> 24) as u8;
-        }
+    for seed in 0..2000u64 {
+        let flight = crate::testing::xorshift_bytes(0x8CB9_2BA7_2F3D_8DD7_u64 ^ seed, 32);
         assert_eq!(judge(&SyslogDetector, &flight), Outcome::No, "{flight:02x?}");
     }
 }

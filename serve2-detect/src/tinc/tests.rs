@@ -17,40 +17,6 @@ const CAPTURES: [(&str, &[u8]); 5] = [
     fixture!("tinc/handmade-tinc-1.1-join.bin"),
 ];
 
-/// Every other protocol's captures in the repository.
-const FOREIGN: [(&str, &[u8]); 30] = [
-    fixture!("openssh-client-banner.bin"),
-    fixture!("openssl3-s_client-clienthello.bin"),
-    fixture!("curl-openssl3-clienthello.bin"),
-    fixture!("rustls-aws-lc-rs-x25519mlkem768-clienthello.bin"),
-    fixture!("chromium-156-x25519mlkem768-clienthello.bin"),
-    fixture!("curl-h2-prior-knowledge.bin"),
-    fixture!("http/curl-GET.bin"),
-    fixture!("http/curl-HEAD.bin"),
-    fixture!("http/curl-POST.bin"),
-    fixture!("http/curl-PUT.bin"),
-    fixture!("http/curl-DELETE.bin"),
-    fixture!("http/curl-OPTIONS.bin"),
-    fixture!("http/curl-PATCH.bin"),
-    fixture!("http/curl-TRACE.bin"),
-    fixture!("http/curl-CONNECT.bin"),
-    fixture!("rdp/xfreerdp-user.bin"),
-    fixture!("rdp/xfreerdp-auth-only.bin"),
-    fixture!("rdp/xfreerdp-no-user.bin"),
-    fixture!("rdp/xfreerdp-sec-rdp.bin"),
-    fixture!("rdp/xfreerdp-load-balance-info.bin"),
-    fixture!("xmpp/sendxmpp-plain.bin"),
-    fixture!("xmpp/sendxmpp-component.bin"),
-    fixture!("xmpp/slixmpp-1.8.3.bin"),
-    fixture!("syslog/logger-rfc3164.bin"),
-    fixture!("syslog/logger-rfc3164-octet-count.bin"),
-    fixture!("syslog/logger-rfc3164-local7-debug.bin"),
-    fixture!("syslog/logger-rfc5424.bin"),
-    fixture!("syslog/logger-rfc5424-octet-count.bin"),
-    fixture!("syslog/logger-rfc5424-notq-notime-nohost.bin"),
-    fixture!("syslog/logger-rfc5424-user-emerg.bin"),
-];
-
 /// How many bytes the detector needed to decide, and what it decided.
 fn decided_at(flight: &[u8]) -> (usize, Verdict) {
     let ctx = DetectContext::default();
@@ -114,7 +80,8 @@ fn lines_that_break_the_grammar_are_refused_at_that_byte() {
 
 #[test]
 fn other_protocols_are_refused_at_the_first_byte() {
-    for (name, flight) in FOREIGN {
+    for (name, flight) in crate::fixtures::foreign("tinc") {
+        let flight = flight.as_slice();
         assert_eq!(judge(&TincDetector, flight), Outcome::No, "{name}");
         assert_eq!(decided_at(flight), (1, Verdict::NoMatch), "{name}");
     }
@@ -125,16 +92,8 @@ fn junk_zeros_and_random_bytes_are_refused() {
     for flight in [&[0u8; 64][..], b"\x00\x05hello", b"\x05junk", b"get / http/1.1\r\n", b"0 0 0 0\n", b"0 \n"] {
         assert_eq!(judge(&TincDetector, flight), Outcome::No, "{flight:02x?}");
     }
-    let mut state = 0xD1B5_4A32_D192_ED03_u64;
-    for _ in 0..2000 {
-        let mut flight = [0u8; 32];
-        for b in &mut flight {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = (state >> 24) as u8;
-        }
+    for seed in 0..2000u64 {
+        let flight = crate::testing::xorshift_bytes(0xD1B5_4A32_D192_ED03_u64 ^ seed, 32);
         assert_eq!(judge(&TincDetector, &flight), Outcome::No, "{flight:02x?}");
     }
 }

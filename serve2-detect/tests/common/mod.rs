@@ -1,0 +1,32 @@
+//! What the crate's integration tests share: the captured first flights.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository's captures.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// Every captured flight (`.bin` under `tests/fixtures/`), by its path
+/// there, sorted.
+pub fn captured_flights() -> Vec<(String, Vec<u8>)> {
+    let mut flights = Vec::new();
+    let mut folders = vec![fixtures()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "bin") {
+                let name = path.strip_prefix(fixtures()).unwrap().display().to_string();
+                flights.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    flights.sort();
+    assert!(flights.len() > 50, "only {} captured flights", flights.len());
+    flights
+}
