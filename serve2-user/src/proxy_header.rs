@@ -95,7 +95,9 @@ pub fn receive(input: &[u8]) -> Received {
         };
     }
     if serve2_detect::starts_like(input, b"PROXY ").is_some() {
-        let Some(end) = input.windows(2).position(|w| w == b"\r\n").map(|i| i + 2) else {
+        // The CRLF must come within the spec's 107 bytes, whole or split.
+        let window = &input[..input.len().min(V1_MAX)];
+        let Some(end) = window.windows(2).position(|w| w == b"\r\n").map(|i| i + 2) else {
             return if input.len() >= V1_MAX {
                 Received::Invalid(format!("v1 header without CRLF in {V1_MAX} bytes"))
             } else {
@@ -204,6 +206,11 @@ mod tests {
         assert!(matches!(receive(&[b'P'; 1][..]), Received::Incomplete(_)));
         let long = [b"PROXY TCP4 ".as_slice(), &[b'1'; 120]].concat();
         assert!(matches!(receive(&long), Received::Invalid(_)));
+        // Found by fuzzing: a CRLF past 107 bytes made a too-long header
+        // Complete while its 107-byte prefix was Invalid.
+        let late_crlf = [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 100], b"\r\n"].concat();
+        assert!(matches!(receive(&late_crlf), Received::Invalid(_)));
+        assert!(matches!(receive(&late_crlf[..V1_MAX]), Received::Invalid(_)));
         assert_eq!(looks_like_header(b"PROXY TCP4"), Some(true));
         assert_eq!(looks_like_header(b"PRO"), Some(false));
         assert_eq!(looks_like_header(b"GET /"), None);
