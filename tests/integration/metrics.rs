@@ -138,11 +138,8 @@ fn a_scripted_mix_of_connections_is_counted_exactly() {
         assert_eq!(connections(&text, "proxy", "timeout"), Some(1.0), "{text}");
         assert_eq!(connections(&text, "ssh", "backend_error"), Some(1.0), "{text}");
         assert_eq!(connections(&text, "proxy-header", "rejected"), Some(1.0), "{text}");
-        // The in-kernel relay has no byte counts (relay/kernel.rs).
-        if std::env::var("SERVE2_TEST_RELAY").as_deref() != Ok("sockmap") {
-            assert_eq!(value(&text, r#"serve2_bytes_total{policy="top",direction="from_client"}"#), Some(21.0));
-            assert_eq!(value(&text, r#"serve2_bytes_total{policy="top",direction="to_client"}"#), Some(23.0));
-        }
+        assert_eq!(value(&text, r#"serve2_bytes_total{policy="top",direction="from_client"}"#), Some(21.0));
+        assert_eq!(value(&text, r#"serve2_bytes_total{policy="top",direction="to_client"}"#), Some(23.0));
         assert_eq!(value(&text, r#"serve2_tls_handshake_errors_total{policy="top"}"#), Some(0.0));
         // One detection per connection; the silent one waited the deadline.
         assert_eq!(value(&text, "serve2_detect_duration_seconds_count"), Some(5.0), "{text}");
