@@ -153,29 +153,9 @@ fn route(u: &mut Unstructured) -> Result<Value> {
     Ok(Value::Object(object))
 }
 
-const KINDS: &[&str] = &[
-    "proxy",
-    "tls",
-    "tlsmatcher",
-    "http",
-    "echo",
-    "discard",
-    "ssh",
-    "tlsroute",
-    "httproute",
-    "h2c",
-    "openvpn",
-    "socks5",
-    "rdp",
-    "xmpp",
-    "postgres",
-    "tinc",
-    "syslog",
-    "adb",
-    "mqtt",
-    "regex",
-    "bogus",
-];
+/// Every kind the loader knows, and one it does not.
+static KINDS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| serve2::config::kinds().chain(["bogus"]).collect());
 
 const NAMES: &[&str] = &["example.test", "*.example.test", "*", "", "a..b", "x*y.test", "localhost."];
 const PATTERNS: &[&str] =
@@ -240,7 +220,7 @@ fn protocols(u: &mut Unstructured) -> Result<Value> {
     let n = u.int_in_range(0..=4)?;
     let mut list = Vec::new();
     for _ in 0..n {
-        let kind = *u.choose(KINDS)?;
+        let kind = *u.choose(&KINDS)?;
         let mut entry = Map::new();
         entry.insert("kind".into(), json!(kind));
         maybe(u, &mut entry, "default", |u| Ok(json!(u.arbitrary::<bool>()?)))?;

@@ -7,7 +7,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use serde_json::json;
 use serve2_detect::registry::KINDS;
 use serve2_detect::{
     ClientHelloDetector, DetectContext, Detector, HttpDetector, MagicDetector, NeverDetector, TlsInfo, TlsStateMatcher,

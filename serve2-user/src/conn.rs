@@ -263,13 +263,27 @@ impl Conn {
         self.stream.read_buf(&mut (&mut self.buffered).limit(max)).await
     }
 
+    /// [`Conn::buffer_more`] bounded by the detection deadline: `Ok(None)`
+    /// once it has passed with nothing more to read.
+    ///
+    /// At the deadline the kernel's queue is read directly: if the process
+    /// could not run for a while (stopped, paused), bytes may have arrived
+    /// that the runtime has not seen yet, and they count as arrived in time.
+    pub(crate) async fn buffer_before_deadline(&mut self, max: usize) -> io::Result<Option<usize>> {
+        let deadline = self.info.detect_deadline;
+        match tokio::time::timeout_at(deadline, self.buffer_more(max)).await {
+            Ok(read) => read.map(Some),
+            Err(_elapsed) => match self.buffer_queued(max)? {
+                0 => Ok(None),
+                n => Ok(Some(n)),
+            },
+        }
+    }
+
     /// Gets what the kernel holds for this connection right now, without
     /// waiting (at most `max` more bytes; `Ok(0)` when nothing is queued).
-    ///
-    /// For a deadline that passed while the process could not run (stopped,
-    /// paused): the runtime may not have seen the socket become readable
-    /// yet, so a raw TCP socket is asked directly.
-    pub(crate) fn buffer_queued(&mut self, max: usize) -> io::Result<usize> {
+    /// A raw TCP socket is asked directly, whatever the runtime has seen.
+    fn buffer_queued(&mut self, max: usize) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         if self.replayed > 0 {
             self.buffered.drain(..self.replayed);

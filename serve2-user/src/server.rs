@@ -372,7 +372,6 @@ async fn set_up(
 /// none or it is broken: the connection is then closed.
 async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
     use crate::proxy_header::{Received, receive};
-    let deadline = conn.info().detect_deadline;
     loop {
         let failure = match receive(conn.buffered()) {
             Received::Complete { len, addresses } => match conn.discard_front(len).await {
@@ -387,11 +386,11 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
             },
             Received::Incomplete(need) => {
                 let more = need.saturating_sub(conn.buffered().len()).max(1);
-                match tokio::time::timeout_at(deadline, conn.buffer_more(more)).await {
-                    Ok(Ok(0)) => "client closed before its PROXY header ended".to_owned(),
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "no PROXY header before the detection deadline".to_owned(),
+                match conn.buffer_before_deadline(more).await {
+                    Ok(Some(0)) => "client closed before its PROXY header ended".to_owned(),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => "no PROXY header before the detection deadline".to_owned(),
+                    Err(e) => e.to_string(),
                 }
             }
             Received::Invalid(why) => why,

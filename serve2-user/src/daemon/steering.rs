@@ -34,13 +34,14 @@ pub(super) fn start(
     let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
     let group = crate::listener::bind_group(&address, config.workers).map_err(bind_error)?;
     let local = group[0].local_addr().map_err(bind_error)?;
-    groups.push(group);
     let in_use = listening_ports().map_err(bind_error)?;
-    let plan = SteerPlan::new(steer, &in_use, &own_ports(groups));
+    let mut own = own_ports(groups);
+    own.insert(local.port());
+    let plan = SteerPlan::new(steer, &in_use, &own);
     // The kernel spreads what the program assigns to the group's first
     // socket over the whole SO_REUSEPORT group.
-    let first = groups.last().and_then(|g| g.first()).ok_or(RunError::SteeringNotBuilt)?;
-    let steering = Steering::attach(first, &plan, &steer.scope)?;
+    let steering = Steering::attach(&group[0], &plan, &steer.scope)?;
+    groups.push(group);
     described.push(format!("{local} (steering)"));
     tracing::info!(
         listener = %local,

@@ -94,11 +94,14 @@ impl LearnedNames {
 
 /// Lowercases, escapes anything outside printable ASCII, and caps length.
 pub(crate) fn escape_name(raw: &[u8]) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(raw.len().min(MAX_NAME));
     for &b in raw.iter().take(MAX_NAME) {
         match b {
             b'!'..=b'~' if b != b'\\' && b != b'"' => out.push(char::from(b.to_ascii_lowercase())),
-            _ => out.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
         }
     }
     if raw.len() > MAX_NAME {
@@ -112,7 +115,6 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
     let max_read = set.limits().max_read;
     // Bit i set: protocol i is still undecided or matched-but-waiting.
     let mut alive: u64 = if protocols.len() >= 64 { u64::MAX } else { (1u64 << protocols.len()) - 1 };
-    let deadline = conn.info().detect_deadline;
     loop {
         let info = conn.info();
         let ctx = DetectContext { tls: info.tls.as_ref(), depth: info.depth };
@@ -151,18 +153,10 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
             return Ok(Detected::Unmatched(Unmatched::Refused));
         }
         let more = want - prefix.len();
-        let reason = match tokio::time::timeout_at(deadline, conn.buffer_more(more)).await {
-            Ok(Ok(0)) => Unmatched::PeerClosed,
-            Ok(Ok(_)) => continue,
-            Ok(Err(e)) => return Err(e),
-            // The deadline passed; but if the process could not run for a
-            // while (stopped, paused), bytes may be queued that the runtime
-            // has not seen yet: judge them before giving up.
-            Err(_elapsed) => match conn.buffer_queued(more) {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => Unmatched::Timeout,
-                Err(e) => return Err(e),
-            },
+        let reason = match conn.buffer_before_deadline(more).await? {
+            Some(0) => Unmatched::PeerClosed,
+            Some(_) => continue,
+            None => Unmatched::Timeout,
         };
         return Ok(settle(conn, set, alive, reason));
     }
