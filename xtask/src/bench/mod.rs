@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Only these systems (comma-separated); `direct` is always measured, the ratios need it.
     #[arg(long, value_delimiter = ',', value_name = "SYSTEM,...")]
     only: Vec<String>,
+    /// serve2d logs its per-connection summary lines (as deployed, `info`)
+    /// instead of running with only start-up lines.
+    #[arg(long)]
+    log_connections: bool,
 }
 
 /// What one run measures, and with what.
@@ -59,6 +63,8 @@ pub struct Plan {
     /// Output folder (target/bench); generated configs and logs go in work/.
     pub out: PathBuf,
     pub work: PathBuf,
+    /// Whether serve2d logs a line per connection.
+    pub log_connections: bool,
 }
 
 impl Plan {
@@ -90,6 +96,7 @@ impl Plan {
             load: release.join("serve2-load"),
             work: out.join("work"),
             out,
+            log_connections: args.log_connections,
         })
     }
 }

@@ -111,8 +111,9 @@ fn start_serve2(listen: Serve2Listen, port: u16, to: Backends, plan: &Plan) -> a
     };
     let config = write_config(plan, &format!("{name}.json"), &configs::serve2(listen, port, to))?;
     let (mut command, group) = procs::command(&plan.serve2d, name, true);
-    // The daemon's "serving" line only: per-connection lines would cost time.
-    command.arg(config).env("RUST_LOG", "warn,serve2::daemon=info");
+    // As deployed with --log-connections; otherwise the "serving" line only.
+    let log = if plan.log_connections { "info" } else { "warn,serve2::daemon=info" };
+    command.arg(config).env("RUST_LOG", log);
     let mut serve2d = Spawned::start(name, command, group, false, &plan.work)?;
     serve2d.wait_for_line(START_LIMIT, |line| line.contains("serving"))?;
     Ok(serve2d)
