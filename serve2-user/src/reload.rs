@@ -104,10 +104,11 @@ impl Reloader {
         let plan = crate::steer::SteerPlan::new(steer, &in_use, &self.own_ports);
         let guard = self.steering.lock().map_err(|_| "steering state poisoned".to_owned())?;
         let Some(steering) = guard.as_ref() else { return Err("steering is detached (shutting down)".into()) };
+        let table = crate::steer::KernelTable::new(new, &plan).map_err(|e| e.to_string())?;
         let leaving = old_plan.steered.difference(&plan.steered);
-        steering.set_ports(&leaving, false).map_err(|e| e.to_string())?;
+        steering.remove_leaving(&table).map_err(|e| e.to_string())?;
         self.server.replace_router(router);
-        steering.set_ports(&plan.steered, true).map_err(|e| e.to_string())?;
+        steering.add_joining(&table).map_err(|e| e.to_string())?;
         let message = format!(", {} ports steered ({} left steering)", plan.steered.len(), leaving.len());
         live.plan = Some(plan);
         Ok(message)

@@ -24,6 +24,7 @@ mod routes;
 mod schema;
 mod stalls;
 mod steer;
+mod steer_kernel;
 mod support;
 mod systemd;
 mod tls;

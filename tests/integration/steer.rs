@@ -26,14 +26,14 @@ pub(crate) async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
     (dir, daemon)
 }
 
-fn status(dir: &tempfile::TempDir) -> String {
+pub(crate) fn status(dir: &tempfile::TempDir) -> String {
     let output =
         Command::new(binary()).arg("status").arg("--socket").arg(dir.path().join("control.sock")).output().unwrap();
     assert!(output.status.success(), "status: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
 
-async fn echo_through(addr: SocketAddr, text: &str) {
+pub(crate) async fn echo_through(addr: SocketAddr, text: &str) {
     let mut client = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").unwrap();
     let message = format!("ECHO {text}");
     send(&mut client, message.as_bytes()).await;

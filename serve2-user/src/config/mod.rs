@@ -11,6 +11,7 @@ mod protocols;
 pub mod raw;
 mod routes;
 mod schema;
+mod sources;
 mod steer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use address::{ListenAddress, check_target, parse_listen_address};
 pub use error::{ConfigError, JsonPath, Problem, Segment};
 pub use protocols::{BUILTIN_KINDS, kinds};
 pub use schema::{SCHEMA_TITLE, schema};
+pub use sources::{DirectCandidate, RateLimit, SourceRules};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
@@ -83,6 +85,11 @@ pub struct Config {
     pub run_as: Option<crate::privileges::RunAs>,
     /// Where the Prometheus metrics endpoint listens (`metrics`), if anywhere.
     pub metrics: Option<ListenAddress>,
+    /// Source rules of the steered ports no policy owns.
+    pub sources: SourceRules,
+    /// The top level's `forward` route, if the kernel may take it to the
+    /// backend directly on steered ports no policy owns.
+    pub direct: Option<DirectCandidate>,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -249,6 +256,13 @@ impl<'s> Checker<'s> {
         if let Some(steer) = &mut steer {
             self.no_loops(steer);
         }
+        let raw_sources = sources::RawSources {
+            allow: raw.allow.as_deref(),
+            deny: raw.deny.as_deref(),
+            rate_limit: raw.rate_limit.as_ref(),
+        };
+        let sources = self.sources(&root, &raw_sources, steer.is_some());
+        let direct = sources::direct_candidate(raw.forward.as_ref(), raw.accept_proxy.as_deref(), raw.kernel_direct);
         let metrics = raw.metrics.as_deref().and_then(|address| {
             parse_listen_address(address).map_err(|message| self.problem(root.key("metrics"), message)).ok()
         });
@@ -281,6 +295,8 @@ impl<'s> Checker<'s> {
             },
             run_as: self.run_as(&root, raw.user.as_ref(), raw.group.as_ref()),
             metrics,
+            sources,
+            direct,
         })
     }
 

@@ -65,6 +65,17 @@ pub struct RawConfig<'a> {
     /// Where to serve Prometheus metrics (`GET /metrics`), `host:port`
     /// (serve2 addition).
     pub metrics: Option<String>,
+    /// Source prefixes accepted on steered ports no policy owns (serve2
+    /// addition; enforced by the kernel program).
+    pub allow: Option<Vec<String>>,
+    /// Source prefixes refused on those ports (serve2 addition).
+    pub deny: Option<Vec<String>>,
+    /// New connections per second per source prefix on those ports (serve2
+    /// addition).
+    pub rate_limit: Option<super::sources::RawRateLimit>,
+    /// `false`: never hand `forward`'s connections to its backend's own
+    /// listener in the kernel (serve2 addition; default true).
+    pub kernel_direct: Option<bool>,
 }
 
 /// One entry of `protocols`.

@@ -56,6 +56,15 @@ pub struct RawPolicy<'a> {
     pub idle_timeout: Option<f64>,
     /// Most connections open at once on this policy's ports.
     pub max_connections: Option<u64>,
+    /// Source prefixes accepted (the kernel refuses every other source).
+    pub allow: Option<Vec<String>>,
+    /// Source prefixes refused.
+    pub deny: Option<Vec<String>>,
+    /// New connections per second per source prefix.
+    pub rate_limit: Option<super::sources::RawRateLimit>,
+    /// `false`: never hand `forward`'s connections to its backend's own
+    /// listener in the kernel (default true).
+    pub kernel_direct: Option<bool>,
 }
 
 /// A port list item: `22`, `"22"`, `"8000-8100"` or `"all"`.
@@ -126,6 +135,10 @@ pub struct Policy {
     pub ports: PortSet,
     /// Its protocols.
     pub protocols: ProtocolSet,
+    /// Its source rules, enforced by the kernel before accept.
+    pub sources: super::SourceRules,
+    /// Its `forward` route, if the kernel may take it to the backend directly.
+    pub direct: Option<super::DirectCandidate>,
 }
 
 impl Checker<'_> {
@@ -219,8 +232,19 @@ impl Checker<'_> {
                 .routed_set(&at, &policy.protocols, &routes, limits, shared, false)
                 .map(|set| set.with_max_connections(max_connections));
             let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
+            let raw_sources = super::sources::RawSources {
+                allow: policy.allow.as_deref(),
+                deny: policy.deny.as_deref(),
+                rate_limit: policy.rate_limit.as_ref(),
+            };
+            let sources = self.sources(&at, &raw_sources, true);
+            let direct = super::sources::direct_candidate(
+                policy.forward.as_ref(),
+                policy.accept_proxy.as_deref(),
+                policy.kernel_direct,
+            );
             if let Some(protocols) = protocols {
-                policies.push(Policy { name, ports, protocols });
+                policies.push(Policy { name, ports, protocols, sources, direct });
             }
         }
         policies

@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-pub use status::{Connections, PolicyStatus, Status, SteeringStatus};
+pub use status::{Connections, KernelRouteStatus, PolicyStatus, Status, SteeringStatus};
 
 /// Produces a fresh [`Status`] on demand.
 pub type StatusSource = Arc<dyn Fn() -> Status + Send + Sync>;

@@ -50,6 +50,26 @@ pub struct SteeringStatus {
     pub scope: Vec<String>,
     /// The program's counters.
     pub counters: BTreeMap<String, u64>,
+    /// Per-policy kernel counters (refusals, kernel-routed connections), for
+    /// policies with any.
+    #[serde(default)]
+    pub policy_counters: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Kernel-direct routes.
+    #[serde(default)]
+    pub kernel_routes: Vec<KernelRouteStatus>,
+}
+
+/// A kernel-direct route: the ports whose connections the kernel hands to
+/// the backend's own listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KernelRouteStatus {
+    /// The ports, as ranges.
+    pub ports: String,
+    /// The backend.
+    pub target: String,
+    /// Whether the backend's listener is in the kernel now (else serve2
+    /// forwards these ports' connections itself).
+    pub in_kernel: bool,
 }
 
 /// One protocol set.
@@ -82,8 +102,17 @@ impl fmt::Display for Status {
                 let scope =
                     if steering.scope.is_empty() { "every local address".into() } else { steering.scope.join(", ") };
                 writeln!(f, "  scope: {scope}")?;
+                for route in &steering.kernel_routes {
+                    let state =
+                        if route.in_kernel { "kernel-routed" } else { "forwarded by serve2 (backend not listening)" };
+                    writeln!(f, "  ports {} -> {}: {state}", route.ports, route.target)?;
+                }
                 let counters: Vec<String> = steering.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 writeln!(f, "  kernel counters: {}", counters.join(", "))?;
+                for (policy, counts) in &steering.policy_counters {
+                    let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    writeln!(f, "  {policy}: {}", counts.join(", "))?;
+                }
             }
         }
         writeln!(f, "policies:")?;

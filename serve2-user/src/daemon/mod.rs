@@ -93,7 +93,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         described.clone(),
         server.stats(),
         #[cfg(feature = "steer")]
-        started.as_ref().map(|s| s.counters.clone()),
+        shared_steering.clone(),
     );
     let reloader = Reloader {
         file: config.file.clone(),
@@ -232,7 +232,7 @@ pub async fn run_with(
         described.clone(),
         server.stats(),
         #[cfg(feature = "steer")]
-        None,
+        crate::reload::SharedSteering::default(),
     );
     let control = start_control(&config, source, None).await?;
     let workers = listeners.into_iter().map(|l| vec![l]).collect();

@@ -2,9 +2,9 @@
 
 use std::sync::{Arc, RwLock};
 
-#[cfg(feature = "steer")]
-use crate::control::SteeringStatus;
 use crate::control::{Connections, PolicyStatus, Status, StatusSource};
+#[cfg(feature = "steer")]
+use crate::control::{KernelRouteStatus, SteeringStatus};
 use crate::protocol::ProtocolSet;
 use crate::reload::Live;
 use crate::server::ServerStats;
@@ -14,7 +14,7 @@ pub(super) fn source(
     live: Arc<RwLock<Live>>,
     listeners: Vec<String>,
     stats: Arc<ServerStats>,
-    #[cfg(feature = "steer")] counters: Option<Arc<crate::steer::KernelCounters>>,
+    #[cfg(feature = "steer")] shared_steering: crate::reload::SharedSteering,
 ) -> StatusSource {
     Arc::new(move || {
         let Ok(live) = live.read() else {
@@ -37,7 +37,7 @@ pub(super) fn source(
             listeners: listeners.clone(),
             connections: Connections { accepted: stats.accepted(), open: stats.open() },
             #[cfg(feature = "steer")]
-            steering: steering(&live, counters.as_deref()),
+            steering: steering(&live, &shared_steering),
             #[cfg(not(feature = "steer"))]
             steering: None,
             policies,
@@ -46,9 +46,30 @@ pub(super) fn source(
 }
 
 #[cfg(feature = "steer")]
-fn steering(live: &Live, counters: Option<&crate::steer::KernelCounters>) -> Option<SteeringStatus> {
+fn steering(live: &Live, shared: &crate::reload::SharedSteering) -> Option<SteeringStatus> {
     let (plan, steer) = (live.plan.as_ref()?, live.config.steer.as_ref()?);
+    let guard = shared.lock().ok();
+    let steering = guard.as_ref().and_then(|g| g.as_ref());
+    let counters = steering.map(|s| s.counters());
+    let kernel_routes = steering.map(|s| s.routes()).unwrap_or_default();
     Some(SteeringStatus {
+        kernel_routes: kernel_routes
+            .iter()
+            .map(|route| KernelRouteStatus {
+                ports: route.ports.to_string(),
+                target: route.target.to_string(),
+                in_kernel: route.inode.is_some(),
+            })
+            .collect(),
+        policy_counters: counters
+            .as_ref()
+            .map(|c| {
+                c.per_policy()
+                    .into_iter()
+                    .map(|(name, counts)| (name, counts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         ports: plan.steered.to_string(),
         steered: plan.steered.len(),
         skipped: plan.skipped.to_string(),

@@ -28,7 +28,8 @@ pub(super) fn start(
     groups: &mut Vec<Vec<std::net::TcpListener>>,
     described: &mut Vec<String>,
 ) -> Result<Started, RunError> {
-    use crate::steer::{SteerPlan, Steering, listening_ports};
+    use crate::steer::{DaemonSockets, KernelTable, SteerPlan, Steering, listening_ports};
+    use std::os::fd::AsFd;
     let started = std::time::Instant::now();
     let address = crate::config::ListenAddress::AllInterfaces(0);
     let bind_error = |source| RunError::Bind { address: "[::]:0 (steering)".into(), source };
@@ -40,7 +41,9 @@ pub(super) fn start(
     let plan = SteerPlan::new(steer, &in_use, &own);
     // The kernel spreads what the program assigns to the group's first
     // socket over the whole SO_REUSEPORT group.
-    let steering = Steering::attach(&group[0], &plan, &steer.scope)?;
+    let table = KernelTable::new(config, &plan).map_err(crate::steer::SteerError::from)?;
+    let sockets = DaemonSockets { tcp: group[0].as_fd(), udp: None };
+    let steering = Steering::attach(sockets, &table, &steer.scope)?;
     groups.push(group);
     described.push(format!("{local} (steering)"));
     tracing::info!(
@@ -55,6 +58,16 @@ pub(super) fn start(
     }
     if !plan.skipped.is_empty() {
         tracing::warn!(ports = %plan.skipped, "not steering ports where another socket already listens");
+    }
+    for policy in table.policies.iter().filter(|p| !p.sources.is_empty()) {
+        let sources = &policy.sources;
+        tracing::info!(
+            policy = %policy.name,
+            allow = sources.allow.len(),
+            deny = sources.deny.len(),
+            rate_limit = ?sources.rate_limit.map(|r| r.per_second),
+            "source rules enforced in the kernel"
+        );
     }
     let counters = steering.counters();
     Ok(Started { steering: std::sync::Arc::new(std::sync::Mutex::new(Some(steering))), plan, counters })
@@ -75,12 +88,34 @@ pub(super) fn own_ports(groups: &[Vec<std::net::TcpListener>]) -> PortSet {
     groups.iter().flatten().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect()
 }
 
-/// Keeps the program's heartbeat going on this (the main) runtime.
+/// Keeps the program's heartbeat going on this (the main) runtime, and its
+/// kernel-direct routes pointed at their backends' current listeners.
 #[cfg(feature = "steer")]
 pub(super) fn start_heartbeat(steering: &SharedSteering) -> Option<tokio::task::JoinHandle<()>> {
     let heartbeat = steering.lock().ok()?.as_ref()?.heartbeat();
-    Some(tokio::spawn(heartbeat.keep_beating()))
+    let shared = steering.clone();
+    let refresh = async move {
+        let mut ticks = tokio::time::interval(ROUTE_REFRESH);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match shared.lock() {
+                Ok(guard) => match guard.as_ref() {
+                    Some(steering) => steering.refresh_routes(),
+                    None => return,
+                },
+                Err(_) => return,
+            }
+        }
+    };
+    Some(tokio::spawn(async move {
+        tokio::join!(heartbeat.keep_beating(), refresh);
+    }))
 }
+
+/// How often kernel-direct routes look for a new backend listener.
+#[cfg(feature = "steer")]
+const ROUTE_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(not(feature = "steer"))]
 pub(super) fn start_heartbeat(_: &SharedSteering) -> Option<tokio::task::JoinHandle<()>> {

@@ -1,31 +1,44 @@
 //! Kernel steering: the embedded `sk_lookup` program, loaded and attached to
 //! this network namespace, sends new connections on chosen ports to one
-//! listening socket of ours.
+//! listening socket of ours (and new UDP flows to our UDP socket), refuses
+//! the sources a policy's rules turn away, and hands the connections of
+//! kernel-direct ports to their backend's own listener.
 //!
 //! Lifetime: the program link and the maps live as long as [`Steering`]
 //! (and so the process). When the process ends, however it ends, the kernel
 //! detaches the program and the listener leaves the SOCKMAP; no port keeps
 //! pointing at a dead daemon.
 
+mod counters;
+mod direct;
+mod listening;
+mod maps;
 mod plan;
 mod privileges;
+mod table;
 
 use std::fs::File;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
 use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, MapData, PerCpuArray, SockMap};
+use aya::maps::{Array, SockMap};
 use aya::programs::SkLookup;
 use ipnet::IpNet;
 use serve2_common::{
-    COUNTERS_MAP, Counter, FLAG_SCOPED, HEARTBEAT_INTERVAL_NS, HEARTBEAT_MAP, LISTENER_MAP, NOT_STEERED, PORTS_MAP,
-    PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP, STEERED, Setting,
+    COUNTERS_MAP, DIRECT_MAP, FLAG_SCOPED, HEARTBEAT_MAP, LISTENER_MAP, LISTENER_TCP, LISTENER_UDP,
+    POLICY_COUNTERS_MAP, POLICY_SETTINGS_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
+    SOURCES_V4_MAP, SOURCES_V6_MAP, Setting,
 };
 
+pub use counters::{Heartbeat, KernelCounters};
+pub use direct::DirectRoute;
 pub use plan::{SteerPlan, listening_ports};
+pub use table::{KernelPolicy, KernelTable, TooManyPolicies};
+
+use maps::{KernelMaps, Ports};
 
 /// The object built from `serve2-ebpf` by `build.rs`.
 pub(crate) static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
@@ -61,6 +74,9 @@ pub enum SteerError {
     /// Opening this thread's network namespace failed.
     #[error("opening this network namespace: {0}")]
     Namespace(#[source] std::io::Error),
+    /// The configuration has more policies than the program's maps hold.
+    #[error(transparent)]
+    TooManyPolicies(#[from] TooManyPolicies),
     /// Filling a map failed.
     #[error("filling the {map} map: {source}")]
     Map {
@@ -77,52 +93,8 @@ pub struct Steering {
     _ebpf: Ebpf,
     counters: Arc<KernelCounters>,
     heartbeat: Arc<Heartbeat>,
-    /// The port map, changed on reload.
-    ports: std::sync::Mutex<Array<MapData, u32>>,
-}
-
-/// The daemon's heartbeat in the program's map: while it beats, steered
-/// connections go to the daemon; once it stops beating for a second
-/// (process stopped, runtime hung), the program lets the kernel's normal
-/// lookup take them instead of queueing them.
-pub struct Heartbeat {
-    map: std::sync::Mutex<Array<MapData, u64>>,
-}
-
-impl std::fmt::Debug for Heartbeat {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Heartbeat").finish_non_exhaustive()
-    }
-}
-
-impl Heartbeat {
-    /// How often to beat.
-    pub const INTERVAL: std::time::Duration = std::time::Duration::from_nanos(HEARTBEAT_INTERVAL_NS);
-
-    /// Records "alive now" (the clock `bpf_ktime_get_ns` reads).
-    pub fn beat(&self) {
-        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: clock_gettime writes the struct passed.
-        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
-            return;
-        }
-        let ns = (now.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(now.tv_nsec as u64);
-        if let Ok(mut map) = self.map.lock()
-            && let Err(e) = map.set(0, ns, 0)
-        {
-            tracing::warn!(error = %e, "steering heartbeat");
-        }
-    }
-
-    /// Beats every [`Heartbeat::INTERVAL`] until the task is dropped.
-    pub async fn keep_beating(self: Arc<Self>) {
-        let mut ticks = tokio::time::interval(Self::INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            self.beat();
-        }
-    }
+    /// The maps a reload changes.
+    maps: std::sync::Mutex<KernelMaps>,
 }
 
 impl std::fmt::Debug for Steering {
@@ -131,58 +103,50 @@ impl std::fmt::Debug for Steering {
     }
 }
 
-/// The program's per-CPU counters, readable while it runs.
-pub struct KernelCounters {
-    map: PerCpuArray<MapData, u64>,
-}
-
-impl std::fmt::Debug for KernelCounters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.read()).finish()
-    }
-}
-
-impl KernelCounters {
-    /// Each counter summed over CPUs, by name.
-    pub fn read(&self) -> Vec<(&'static str, u64)> {
-        Counter::ALL
-            .iter()
-            .map(|&counter| {
-                let total = self.map.get(&(counter as u32), 0).map_or(0, |per_cpu| per_cpu.iter().sum());
-                (counter.name(), total)
-            })
-            .collect()
-    }
+/// The daemon's sockets the program assigns to.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonSockets<'a> {
+    /// The TCP listener: a dual-stack `[::]` socket, possibly the first of
+    /// an SO_REUSEPORT group (the kernel spreads over the group).
+    pub tcp: BorrowedFd<'a>,
+    /// The UDP socket for steered UDP ports, if any.
+    pub udp: Option<BorrowedFd<'a>>,
 }
 
 impl Steering {
-    /// Loads the program, fills its maps from `plan`, puts `listener` (a
-    /// dual-stack `[::]` socket, possibly the first of an SO_REUSEPORT group)
-    /// in its SOCKMAP, and attaches it to the
-    /// calling thread's network namespace — in that order, so no connection
-    /// is ever steered to an empty map.
-    pub fn attach(listener: &impl AsRawFd, plan: &SteerPlan, scope: &[IpNet]) -> Result<Steering, SteerError> {
+    /// Loads the program, fills its maps from `table` (ports, source rules,
+    /// kernel-direct routes) and `scope`, puts the daemon's `sockets` in its
+    /// SOCKMAP, and attaches it to the calling thread's network namespace —
+    /// in that order, so no connection is ever steered to an empty map.
+    pub fn attach(sockets: DaemonSockets<'_>, table: &KernelTable, scope: &[IpNet]) -> Result<Steering, SteerError> {
         privileges::check()?;
         raise_memlock_limit();
         let mut ebpf = Ebpf::load(PROGRAM_OBJECT).map_err(SteerError::Object)?;
         start_kernel_log(&mut ebpf);
-        let mut ports: Array<_, u32> = typed_map(&mut ebpf, PORTS_MAP)?;
-        for port in plan.steered.iter() {
-            ports.set(u32::from(port), STEERED, 0).map_err(map_error(PORTS_MAP))?;
-        }
         if !scope.is_empty() {
             fill_scope(&mut ebpf, scope)?;
             let mut settings: Array<_, u32> = typed_map(&mut ebpf, SETTINGS_MAP)?;
             settings.set(Setting::Flags as u32, FLAG_SCOPED, 0).map_err(map_error(SETTINGS_MAP))?;
         }
+        let mut maps = KernelMaps {
+            ports: owned_map(&mut ebpf, PORTS_MAP)?,
+            direct: owned_map(&mut ebpf, DIRECT_MAP)?,
+            sources_v4: owned_map(&mut ebpf, SOURCES_V4_MAP)?,
+            sources_v6: owned_map(&mut ebpf, SOURCES_V6_MAP)?,
+            settings: owned_map(&mut ebpf, POLICY_SETTINGS_MAP)?,
+            entries: vec![0; table.entries.len()],
+            policies: Vec::new(),
+            routes: Vec::new(),
+        };
+        maps.write(table, Ports::Joining)?;
         // Alive from the first connection on (beaten again below).
-        let heartbeat =
-            ebpf.take_map(HEARTBEAT_MAP).ok_or_else(|| SteerError::Missing(format!("map {HEARTBEAT_MAP}")))?;
-        let heartbeat: Array<MapData, u64> = Array::try_from(heartbeat).map_err(map_error(HEARTBEAT_MAP))?;
-        let heartbeat = Arc::new(Heartbeat { map: std::sync::Mutex::new(heartbeat) });
+        let heartbeat = Arc::new(Heartbeat { map: std::sync::Mutex::new(owned_map(&mut ebpf, HEARTBEAT_MAP)?) });
         heartbeat.beat();
-        let mut sockets: SockMap<_> = typed_map(&mut ebpf, LISTENER_MAP)?;
-        sockets.set(0, &listener.as_raw_fd(), 0).map_err(map_error(LISTENER_MAP))?;
+        let mut listeners: SockMap<_> = typed_map(&mut ebpf, LISTENER_MAP)?;
+        listeners.set(LISTENER_TCP, &sockets.tcp, 0).map_err(map_error(LISTENER_MAP))?;
+        if let Some(udp) = sockets.udp {
+            listeners.set(LISTENER_UDP, &udp, 0).map_err(map_error(LISTENER_MAP))?;
+        }
 
         let program: &mut SkLookup = ebpf
             .program_mut(PROGRAM)
@@ -194,16 +158,12 @@ impl Steering {
         let netns = File::open("/proc/thread-self/ns/net").map_err(SteerError::Namespace)?;
         program.attach(netns).map_err(|source| SteerError::Program { step: "attaching", source })?;
 
-        let counters = ebpf.take_map(COUNTERS_MAP).ok_or_else(|| SteerError::Missing(format!("map {COUNTERS_MAP}")))?;
-        let counters = PerCpuArray::try_from(counters).map_err(map_error(COUNTERS_MAP))?;
-        let ports = ebpf.take_map(PORTS_MAP).ok_or_else(|| SteerError::Missing(format!("map {PORTS_MAP}")))?;
-        let ports = Array::try_from(ports).map_err(map_error(PORTS_MAP))?;
-        Ok(Steering {
-            _ebpf: ebpf,
-            counters: Arc::new(KernelCounters { map: counters }),
-            heartbeat,
-            ports: std::sync::Mutex::new(ports),
-        })
+        let counters = KernelCounters {
+            map: owned_map(&mut ebpf, COUNTERS_MAP)?,
+            policies: owned_map(&mut ebpf, POLICY_COUNTERS_MAP)?,
+            names: std::sync::Mutex::new(policy_names(table)),
+        };
+        Ok(Steering { _ebpf: ebpf, counters: Arc::new(counters), heartbeat, maps: std::sync::Mutex::new(maps) })
     }
 
     /// The program's counters.
@@ -211,17 +171,38 @@ impl Steering {
         self.counters.clone()
     }
 
-    /// Steers `ports`, or stops steering them. Each port flips on its own:
-    /// connections already accepted are never touched.
-    pub fn set_ports(&self, ports: &crate::ports::PortSet, steered: bool) -> Result<(), SteerError> {
-        // A poisoned lock only means another reload panicked mid-way; the
-        // map itself is the kernel's and still consistent per port.
-        let mut map = self.ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let value = if steered { STEERED } else { NOT_STEERED };
-        for port in ports.iter() {
-            map.set(u32::from(port), value, 0).map_err(map_error(PORTS_MAP))?;
+    /// Turns off the ports `table` no longer steers (first step of a reload).
+    /// Each port flips on its own: connections already accepted are never
+    /// touched.
+    pub fn remove_leaving(&self, table: &KernelTable) -> Result<(), SteerError> {
+        self.maps().write(table, Ports::Leaving)
+    }
+
+    /// Writes the rest of `table`: source rules, kernel-direct routes, and
+    /// the ports it steers or changes (last step of a reload).
+    pub fn add_joining(&self, table: &KernelTable) -> Result<(), SteerError> {
+        self.maps().write(table, Ports::Joining)?;
+        if let Ok(mut names) = self.counters.names.lock() {
+            *names = policy_names(table);
         }
         Ok(())
+    }
+
+    /// Re-points kernel-direct routes at their backends' listeners (a
+    /// restarted backend has a new socket); run every second.
+    pub fn refresh_routes(&self) {
+        self.maps().refresh_routes();
+    }
+
+    /// The kernel-direct routes and whether each is in the kernel now.
+    pub fn routes(&self) -> Vec<DirectRoute> {
+        self.maps().routes.clone()
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, KernelMaps> {
+        // A poisoned lock only means another reload panicked mid-way; the
+        // maps themselves are the kernel's and consistent per entry.
+        self.maps.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The heartbeat to keep beating while the daemon serves.
@@ -230,8 +211,22 @@ impl Steering {
     }
 }
 
+fn policy_names(table: &KernelTable) -> Vec<String> {
+    table.policies.iter().map(|p| p.name.clone()).collect()
+}
+
 fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> SteerError {
     move |source| SteerError::Map { map, source }
+}
+
+/// The object's map `name`, taken out of the object (to be kept past
+/// loading), as the map type `T` it is declared with.
+fn owned_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SteerError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| SteerError::Missing(format!("map {name}")))?;
+    T::try_from(map).map_err(map_error(name))
 }
 
 /// The object's map `name`, as the map type `T` it is declared with.
@@ -294,7 +289,8 @@ fn raise_memlock_limit() {
 #[cfg(test)]
 mod tests {
     use serve2_common::{
-        COUNTERS_MAP, HEARTBEAT_MAP, LISTENER_MAP, PORTS_MAP, PROGRAM, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP,
+        COUNTERS_MAP, DIRECT_MAP, HEARTBEAT_MAP, LISTENER_MAP, POLICY_COUNTERS_MAP, POLICY_SETTINGS_MAP, PORTS_MAP,
+        PROGRAM, RATES_MAP, SCOPE_V4_MAP, SCOPE_V6_MAP, SETTINGS_MAP, SOURCES_V4_MAP, SOURCES_V6_MAP,
     };
 
     /// The embedded object parses without privileges and holds the program
@@ -303,7 +299,22 @@ mod tests {
     #[test]
     fn the_embedded_object_has_the_program_and_every_map_the_daemon_uses() {
         let object = aya_obj::Object::parse(super::PROGRAM_OBJECT).expect("the embedded object parses");
-        for map in [PORTS_MAP, LISTENER_MAP, COUNTERS_MAP, SETTINGS_MAP, SCOPE_V4_MAP, SCOPE_V6_MAP, HEARTBEAT_MAP] {
+        let maps = [
+            PORTS_MAP,
+            LISTENER_MAP,
+            DIRECT_MAP,
+            COUNTERS_MAP,
+            POLICY_COUNTERS_MAP,
+            SETTINGS_MAP,
+            SCOPE_V4_MAP,
+            SCOPE_V6_MAP,
+            HEARTBEAT_MAP,
+            SOURCES_V4_MAP,
+            SOURCES_V6_MAP,
+            POLICY_SETTINGS_MAP,
+            RATES_MAP,
+        ];
+        for map in maps {
             assert!(object.maps.contains_key(map), "no map {map}; it has {:?}", object.maps.keys().collect::<Vec<_>>());
         }
         assert!(object.programs.contains_key(PROGRAM), "no program {PROGRAM}");
