@@ -12,6 +12,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+/// What a raw TCP connection's first read takes at most: a whole short
+/// first flight (an SSH banner, an HTTP request, most TLS ClientHellos).
+const FIRST_READ: usize = 4096;
+
 /// A byte stream a connection can run over.
 ///
 /// Beyond `AsyncRead + AsyncWrite`, a stream exposes the TCP socket under it
@@ -168,9 +172,6 @@ pub struct Conn {
     stream: Stream,
     buffered: Vec<u8>,
     replayed: usize,
-    /// `buffered` is a copy of bytes still queued in the socket (detection
-    /// peeked at them); only the detection engine sees this state.
-    peeked: bool,
     info: ConnInfo,
     bytes_read: u64,
     bytes_written: u64,
@@ -185,7 +186,7 @@ impl Conn {
     /// A connection whose first bytes were already read from `stream`; they
     /// are detected on and replayed before anything else.
     pub fn with_buffered(stream: impl Into<Stream>, buffered: Vec<u8>, info: ConnInfo) -> Self {
-        Self { stream: stream.into(), buffered, replayed: 0, peeked: false, info, bytes_read: 0, bytes_written: 0 }
+        Self { stream: stream.into(), buffered, replayed: 0, info, bytes_read: 0, bytes_written: 0 }
     }
 
     /// Facts about the connection.
@@ -194,10 +195,8 @@ impl Conn {
     }
 
     /// The bytes read from the stream during detection that no one has
-    /// consumed yet. Detection may also leave bytes in the socket (it peeks
-    /// when it can), so handlers read the `Conn` itself to see the stream
-    /// from its first byte; this is what a handler taking the stream apart
-    /// must deliver first.
+    /// consumed yet: what a handler taking the stream apart must deliver
+    /// first (reading the `Conn` itself replays them).
     pub fn buffered(&self) -> &[u8] {
         &self.buffered[self.replayed..]
     }
@@ -220,13 +219,15 @@ impl Conn {
         (self.stream, self.buffered, self.info)
     }
 
-    /// Gets more bytes for detection: at most `max` more, at least one
-    /// unless the peer closed (then `Ok(0)`).
+    /// Gets more bytes for detection: at least one unless the peer closed
+    /// (then `Ok(0)`); at most `max` more, except on a raw TCP socket's
+    /// first read, which takes up to [`FIRST_READ`] bytes at once (the
+    /// engine shows each detector no more than its limit).
     ///
-    /// On a raw TCP socket with nothing consumed yet, the first call only
-    /// peeks: if that settles detection, the bytes stay in the kernel and the
-    /// handler gets the socket untouched (a proxy then splices them with the
-    /// rest, no replay). Otherwise the peeked bytes are consumed first.
+    /// That first read waits for readiness before it takes any memory, so
+    /// a client that sends nothing holds no buffer; and a short first flight
+    /// arrives in one `recv`, to be replayed from the buffer (no peek, no
+    /// second read of the same bytes).
     pub(crate) async fn buffer_more(&mut self, max: usize) -> io::Result<usize> {
         use bytes::BufMut;
         use tokio::io::AsyncReadExt;
@@ -234,28 +235,21 @@ impl Conn {
             self.buffered.drain(..self.replayed);
             self.replayed = 0;
         }
-        let mut max = max;
         if let Stream::Tcp(tcp) = &mut self.stream
             && self.buffered.is_empty()
-            && !self.peeked
         {
-            // A local buffer: a peek cancelled by the deadline leaves
-            // `buffered` untouched.
-            let mut peek = vec![0u8; max];
-            let n = tcp.peek(&mut peek).await?;
-            peek.truncate(n);
-            self.buffered = peek;
-            self.peeked = n > 0;
-            return Ok(n);
-        }
-        if self.peeked {
-            // Not enough: read the peeked bytes (still queued) with the rest.
-            // They are queued, so the read below completes at its first poll
-            // (a timeout polls its future before its deadline): clearing the
-            // copy first cannot lose them to a cancelled read.
-            max += self.buffered.len();
-            self.buffered.clear();
-            self.peeked = false;
+            loop {
+                tcp.readable().await?;
+                let mut first = Vec::with_capacity(max.max(FIRST_READ));
+                match tcp.try_read_buf(&mut first) {
+                    Ok(n) => {
+                        self.buffered = first;
+                        return Ok(n);
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(error) => return Err(error),
+                }
+            }
         }
         self.buffered.reserve_exact(max);
         // `read_buf` only extends the buffer once bytes arrived, so a read
@@ -292,13 +286,10 @@ impl Conn {
         match &mut self.stream {
             Stream::Tcp(tcp) => {
                 let fd = tcp.as_raw_fd();
-                let peeking = self.peeked || self.buffered.is_empty();
-                let start = if peeking { 0 } else { self.buffered.len() };
-                let mut chunk = vec![0u8; if peeking { self.buffered.len() + max } else { max }];
-                let flags = libc::MSG_DONTWAIT | if peeking { libc::MSG_PEEK } else { 0 };
+                let mut chunk = vec![0u8; if self.buffered.is_empty() { max.max(FIRST_READ) } else { max }];
                 // SAFETY: receives into a buffer of the length given, on a
                 // descriptor the stream keeps open.
-                let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), flags) };
+                let n = unsafe { libc::recv(fd, chunk.as_mut_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT) };
                 let n = match usize::try_from(n) {
                     Ok(n) => n,
                     Err(_) => {
@@ -306,18 +297,8 @@ impl Conn {
                         return if error.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(error) };
                     }
                 };
-                chunk.truncate(n);
-                if peeking {
-                    // The queue now starts with what was peeked before.
-                    let grown = n.saturating_sub(self.buffered.len());
-                    if grown > 0 {
-                        self.buffered = chunk;
-                        self.peeked = true;
-                    }
-                    return Ok(grown);
-                }
-                self.buffered.extend_from_slice(&chunk);
-                Ok(self.buffered.len() - start)
+                self.buffered.extend_from_slice(&chunk[..n]);
+                Ok(n)
             }
             Stream::Boxed(_) => {
                 // A transport (TLS) decides itself what its socket holds:
@@ -333,23 +314,11 @@ impl Conn {
     }
 
     /// Drops the first `len` buffered bytes for good (a PROXY header read
-    /// before detection), reading them out of the socket if they were only
-    /// peeked at.
-    pub(crate) async fn discard_front(&mut self, len: usize) -> io::Result<()> {
-        use tokio::io::AsyncReadExt;
+    /// before detection).
+    pub(crate) fn discard_front(&mut self, len: usize) {
         let len = len.min(self.buffered().len());
-        if self.peeked {
-            // Queued in the socket already: this read completes at once.
-            let mut header = vec![0u8; len];
-            self.stream.read_exact(&mut header).await?;
-        }
         let start = self.replayed;
         self.buffered.drain(start..start + len);
-        if self.buffered.len() == self.replayed {
-            // Nothing peeked is left to stand for.
-            self.peeked = false;
-        }
-        Ok(())
     }
 
     /// Replaces the addresses the connection is known by (those a trusted
@@ -359,15 +328,9 @@ impl Conn {
         self.info.local = canonical_addr(local);
     }
 
-    /// Ends detection: peeked bytes are left to the socket's next reader.
-    /// Returns how many bytes detection saw.
+    /// Ends detection. Returns how many bytes detection saw.
     pub(crate) fn end_detection(&mut self) -> usize {
-        let seen = self.buffered().len();
-        if self.peeked {
-            self.buffered = Vec::new();
-            self.peeked = false;
-        }
-        seen
+        self.buffered().len()
     }
 }
 

@@ -42,6 +42,13 @@ impl LogGuard {
 /// (and counted) rather than stall a worker on a slow disk or pipe.
 const QUEUED_LINES: usize = 128 * 1024;
 
+/// The writer thread drains every queued line before it flushes: buffered,
+/// a burst of lines costs one `write` rather than one per line, and a lone
+/// line is still written at once.
+fn batched<W: std::io::Write>(writer: W) -> std::io::BufWriter<W> {
+    std::io::BufWriter::with_capacity(64 * 1024, writer)
+}
+
 /// Installs the global subscriber. Call once, early; keep the guard until
 /// exit.
 ///
@@ -56,11 +63,11 @@ pub fn init(target: &LogTarget, format: LogFormat) -> Result<LogGuard, LoggingEr
     // Colours only for a terminal: log files and pipes get plain text.
     let (writer, worker, ansi) = match target {
         LogTarget::Stderr => {
-            let (writer, worker) = queue.finish(std::io::stderr());
+            let (writer, worker) = queue.finish(batched(std::io::stderr()));
             (writer, worker, std::io::stderr().is_terminal())
         }
         LogTarget::Stdout => {
-            let (writer, worker) = queue.finish(std::io::stdout());
+            let (writer, worker) = queue.finish(batched(std::io::stdout()));
             (writer, worker, std::io::stdout().is_terminal())
         }
         LogTarget::File(path) => {
@@ -69,7 +76,7 @@ pub fn init(target: &LogTarget, format: LogFormat) -> Result<LogGuard, LoggingEr
                 .append(true)
                 .open(path)
                 .map_err(|source| LoggingError { path: path.display().to_string(), source })?;
-            let (writer, worker) = queue.finish(file);
+            let (writer, worker) = queue.finish(batched(file));
             (writer, worker, false)
         }
     };

@@ -188,20 +188,21 @@ impl Server {
 
 async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker, stop: CancellationToken) {
     let mut backoff = Backoff::new("listener");
+    let local = fixed_local(&listener);
     loop {
         let accepted = tokio::select! {
             biased;
-            () = stop.cancelled() => return drain_queue(&listener, &server, &tracker),
+            () = stop.cancelled() => return drain_queue(&listener, &server, &tracker, local),
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
                 backoff.reset();
-                admit(&server, &tracker, stream, peer);
+                admit(&server, &tracker, Accepted { stream, peer, local });
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => tokio::select! {
-                () = stop.cancelled() => return drain_queue(&listener, &server, &tracker),
+                () = stop.cancelled() => return drain_queue(&listener, &server, &tracker, local),
                 () = backoff.wait(&e) => {}
             },
         }
@@ -212,7 +213,7 @@ async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker
 /// kernel completed a handshake for is served, not reset), then the
 /// listener closes. Asks the kernel directly, without waiting: the runtime
 /// may not have seen the latest arrivals yet.
-fn drain_queue(listener: &TcpListener, server: &Server, tracker: &TaskTracker) {
+fn drain_queue(listener: &TcpListener, server: &Server, tracker: &TaskTracker, local: Option<SocketAddr>) {
     use std::os::fd::{AsRawFd, FromRawFd};
     loop {
         // SAFETY: accept4 on our listening descriptor; a descriptor it
@@ -235,19 +236,35 @@ fn drain_queue(listener: &TcpListener, server: &Server, tracker: &TaskTracker) {
         // SAFETY: see above.
         let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
         let (Ok(peer), Ok(stream)) = (stream.peer_addr(), TcpStream::from_std(stream)) else { continue };
-        admit(server, tracker, stream, peer);
+        admit(server, tracker, Accepted { stream, peer, local });
     }
 }
 
+/// The local address of every connection `listener` accepts, when its own
+/// address already says it (bound to one address, not steered to): then no
+/// connection needs a `getsockname`.
+fn fixed_local(listener: &TcpListener) -> Option<SocketAddr> {
+    listener.local_addr().ok().filter(|local| !local.ip().is_unspecified())
+}
+
+/// An accepted connection: the socket, its peer, and its local address if
+/// the listener already gave it.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+}
+
 /// Starts a connection's task, unless a top-level limit is reached.
-fn admit(server: &Server, tracker: &TaskTracker, stream: TcpStream, peer: SocketAddr) {
+fn admit(server: &Server, tracker: &TaskTracker, accepted: Accepted) {
+    let Accepted { stream, peer, local } = accepted;
     let router = server.router.load_full();
     let limits = router.limits();
     let open = OpenConnection::new(&server.stats);
     // Counted under the policy of the port it dialled (a getsockname only
     // on this refusal path).
     let policy = |stream: &TcpStream| {
-        let port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+        let port = local.or_else(|| stream.local_addr().ok()).map_or(0, |a| a.port());
         router.for_port(port).metrics().cloned()
     };
     if limits.max_connections.is_some_and(|max| server.stats.open() > max) {
@@ -258,7 +275,8 @@ fn admit(server: &Server, tracker: &TaskTracker, stream: TcpStream, peer: Socket
         let metrics = policy(&stream);
         return admission::refuse(stream, "maxDetecting", metrics.as_deref());
     };
-    tracker.spawn(ConnectionTask::new(router, stream, peer, Instant::now(), open, detecting));
+    let accepted = Accepted { stream, peer, local };
+    tracker.spawn(ConnectionTask::new(router, accepted, Instant::now(), open, detecting));
 }
 
 /// One accepted connection's task. Detection and the handlers' set-up run
@@ -289,15 +307,8 @@ struct Tail {
 }
 
 impl ConnectionTask {
-    fn new(
-        router: Arc<Router>,
-        stream: TcpStream,
-        peer: SocketAddr,
-        accepted: Instant,
-        open: OpenConnection,
-        detecting: Slot,
-    ) -> Self {
-        Self { phase: Phase::Setup(Box::pin(set_up(router, stream, peer, accepted, detecting))), _open: open }
+    fn new(router: Arc<Router>, accepted: Accepted, at: Instant, open: OpenConnection, detecting: Slot) -> Self {
+        Self { phase: Phase::Setup(Box::pin(set_up(router, accepted, at, detecting))), _open: open }
     }
 }
 
@@ -326,15 +337,10 @@ impl Future for ConnectionTask {
 }
 
 /// Detection and hand-over; logs the summary unless a relay remains to run.
-async fn set_up(
-    router: Arc<Router>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    accepted: Instant,
-    detecting: Slot,
-) -> Option<Tail> {
+async fn set_up(router: Arc<Router>, accepted: Accepted, at: Instant, detecting: Slot) -> Option<Tail> {
+    let Accepted { stream, peer, local } = accepted;
     let peer = canonical_addr(peer);
-    let local = match stream.local_addr() {
+    let local = match local.map_or_else(|| stream.local_addr(), Ok) {
         Ok(local) => canonical_addr(local),
         Err(e) => {
             tracing::debug!(%peer, error = %e, "connection gone before it was served");
@@ -347,8 +353,8 @@ async fn set_up(
         admission::refuse(stream, "policy maxConnections", set.metrics().map(|m| m.as_ref()));
         return None;
     };
-    let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: accepted + set.limits().timeout };
-    let mut summary = Summary::new(local, accepted, set.metrics());
+    let info = ConnInfo { peer, local, tls: None, depth: 0, detect_deadline: at + set.limits().timeout };
+    let mut summary = Summary::new(local, at, set.metrics());
     let mut conn = Conn::new(stream, info);
     let relay = async {
         if set.expects_proxy_header(peer.ip()) && !receive_proxy_header(&mut conn, &mut summary).await {
@@ -374,16 +380,14 @@ async fn receive_proxy_header(conn: &mut Conn, summary: &mut Summary) -> bool {
     use crate::proxy_header::{Received, receive};
     loop {
         let failure = match receive(conn.buffered()) {
-            Received::Complete { len, addresses } => match conn.discard_front(len).await {
-                Ok(()) => {
-                    if let Some((peer, local)) = addresses {
-                        conn.set_addresses(peer, local);
-                        summary.proxied_from(conn.info().peer);
-                    }
-                    return true;
+            Received::Complete { len, addresses } => {
+                conn.discard_front(len);
+                if let Some((peer, local)) = addresses {
+                    conn.set_addresses(peer, local);
+                    summary.proxied_from(conn.info().peer);
                 }
-                Err(e) => e.to_string(),
-            },
+                return true;
+            }
             Received::Incomplete(need) => {
                 let more = need.saturating_sub(conn.buffered().len()).max(1);
                 match conn.buffer_before_deadline(more).await {

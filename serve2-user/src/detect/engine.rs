@@ -50,7 +50,7 @@ pub enum Detected {
 /// Order is strict: a match counts only once every protocol before it has
 /// refused, so the verdict never depends on how the bytes were segmented.
 /// Also returns how many bytes detection saw, and the names the winner
-/// learned (copied out: peeked bytes are gone once detection ends).
+/// learned (copied out: the buffer goes to the handler).
 pub(crate) async fn detect(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detection> {
     let detected = detect_buffered(conn, set).await?;
     let names = match &detected {
@@ -128,18 +128,18 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
                 continue;
             }
             let detector = protocol.detector();
-            let limit = match detector.byte_limit() {
-                ByteLimit::MaxRead => max_read,
-                ByteLimit::AtLeast(n) => n.max(max_read),
-            };
-            match detector.detect(prefix, &ctx) {
+            let limit = byte_limit(detector.byte_limit(), max_read);
+            // A first read may hold more than a detector's limit: it never
+            // sees past it.
+            let view = &prefix[..prefix.len().min(limit)];
+            match detector.detect(view, &ctx) {
                 Verdict::Match(learned) if !blocked => return Ok(Detected::Matched { index, learned }),
                 Verdict::Match(_) => {}
                 Verdict::NoMatch => alive &= !bit,
                 Verdict::NeedMore(need) => {
                     // A detector asking for what it already has is a bug in it;
                     // ask for one more byte rather than spin.
-                    let min = need.min.max(prefix.len() + 1);
+                    let min = need.min.max(view.len() + 1);
                     if min > limit {
                         alive &= !bit;
                     } else {
@@ -167,15 +167,28 @@ async fn detect_buffered(conn: &mut Conn, set: &ProtocolSet) -> io::Result<Detec
 fn settle(conn: &Conn, set: &ProtocolSet, alive: u64, reason: Unmatched) -> Detected {
     let info = conn.info();
     let ctx = DetectContext { tls: info.tls.as_ref(), depth: info.depth };
+    let prefix = conn.buffered();
+    let max_read = set.limits().max_read;
     set.protocols()
         .iter()
         .enumerate()
         .filter(|(i, _)| alive & (1u64 << i) != 0)
-        .find_map(|(index, p)| match p.detector().detect(conn.buffered(), &ctx) {
-            Verdict::Match(learned) => Some(Detected::Matched { index, learned }),
-            _ => None,
+        .find_map(|(index, p)| {
+            let limit = byte_limit(p.detector().byte_limit(), max_read);
+            match p.detector().detect(&prefix[..prefix.len().min(limit)], &ctx) {
+                Verdict::Match(learned) => Some(Detected::Matched { index, learned }),
+                _ => None,
+            }
         })
         .unwrap_or(Detected::Unmatched(reason))
+}
+
+/// The most bytes a detector may see.
+fn byte_limit(limit: ByteLimit, max_read: usize) -> usize {
+    match limit {
+        ByteLimit::MaxRead => max_read,
+        ByteLimit::AtLeast(n) => n.max(max_read),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The handlers behind serve2d's protocol kinds.
 
+mod connect;
 mod http;
 mod proxy;
 mod simple;

@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::connect::connect_sending;
 use crate::conn::{Conn, ConnInfo, Stream};
 use crate::protocol::{Handled, Handler, HandlerError, HandlerFuture, RelayJob};
 use crate::proxy_header::{self, ProxyVersion};
@@ -96,14 +97,17 @@ impl ProxyHandler {
         }
     }
 
-    async fn connect(&self, client: &ConnInfo) -> Result<TcpStream, HandlerError> {
-        let stream = if self.transparent {
-            self.bounded(connect_transparent(&self.target, client.peer)).await?
-        } else {
-            self.bounded(TcpStream::connect(&*self.target)).await?
-        };
+    /// Connects to the backend; with `first`, writes it too, which on a
+    /// plain connect is what says the connection is up (see `connect.rs`).
+    /// Returns whether `first` was written.
+    async fn connect(&self, client: &ConnInfo, first: Option<&[u8]>) -> Result<(TcpStream, bool), HandlerError> {
+        if !self.transparent {
+            let stream = self.bounded(connect_sending(&self.target, first.unwrap_or_default())).await?;
+            return Ok((stream, first.is_some()));
+        }
+        let stream = self.bounded(connect_transparent(&self.target, client.peer)).await?;
         stream.set_nodelay(true).map_err(|source| self.backend_error(source))?;
-        Ok(stream)
+        Ok((stream, false))
     }
 
     async fn originate_tls(
@@ -165,21 +169,22 @@ impl Handler for ProxyHandler {
         Box::pin(async move {
             // The client socket has TCP_NODELAY from serve2's listener.
             let (client, replay, info) = conn.into_parts();
-            // Connecting and TLS handshakes are boxed: their state is large
-            // and short-lived, while the relay below may idle for hours.
-            let tcp = Box::pin(self.connect(&info)).await?;
-            let mut backend = match &self.tls {
-                Some(config) => Box::pin(self.originate_tls(config, &info, tcp)).await?,
-                None => Stream::Tcp(tcp),
-            };
             let replayed = replay.len() as u64;
             // The header and the replay in one write: one segment, one syscall.
             let first = match self.proxy_header {
                 Some(version) => [proxy_header::encode(version, info.peer, info.local), replay].concat(),
                 None => replay,
             };
+            // Connecting and TLS handshakes are boxed: their state is large
+            // and short-lived, while the relay below may idle for hours.
+            // Without TLS to originate, the first bytes go out with the connect.
+            let (tcp, sent) = Box::pin(self.connect(&info, self.tls.is_none().then_some(&first[..]))).await?;
+            let mut backend = match &self.tls {
+                Some(config) => Box::pin(self.originate_tls(config, &info, tcp)).await?,
+                None => Stream::Tcp(tcp),
+            };
             drop(info);
-            if !first.is_empty() {
+            if !sent && !first.is_empty() {
                 let written = backend.write_all(&first).await;
                 if let Err(source) = written {
                     return Err(self.backend_error(source));

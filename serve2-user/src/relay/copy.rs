@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{Failure, Pump, Side};
+use super::{Failure, FinOnClose, Pump, Side};
 
 const CHUNK: usize = 16 * 1024;
 
@@ -64,20 +64,25 @@ pub(super) enum CopyExit {
 impl CopyPump {
     /// Copies until `from` ends, or, with `stop_on_bulk`, until a read fills
     /// a whole chunk (the caller may then switch to splicing).
-    pub(super) fn poll_copy<S: AsyncRead + AsyncWrite + Unpin>(
+    /// `last` as for [`Pump::poll_pump`].
+    pub(super) fn poll_copy<S: AsyncRead + AsyncWrite + FinOnClose + Unpin>(
         &mut self,
         cx: &mut Context<'_>,
         from: &mut S,
         from_side: Side,
         to: &mut S,
         stop_on_bulk: bool,
+        last: bool,
     ) -> Poll<Result<CopyExit, Failure>> {
         let to_side = from_side.other();
         loop {
             ready!(self.poll_write_pending(cx, to, to_side))?;
             if self.read_closed {
                 // Half-close: pass the FIN on; the other direction goes on.
-                if let Err(error) = ready!(Pin::new(&mut *to).poll_shutdown(cx)) {
+                // (Unless the close that follows at once sends it.)
+                if !(last && to.fin_on_close())
+                    && let Err(error) = ready!(Pin::new(&mut *to).poll_shutdown(cx))
+                {
                     return Failure::ready(to_side, error);
                 }
                 return Poll::Ready(Ok(CopyExit::Finished));
@@ -130,15 +135,16 @@ impl CopyPump {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> for CopyPump {
+impl<S: AsyncRead + AsyncWrite + FinOnClose + Unpin> Pump<S> for CopyPump {
     fn poll_pump(
         &mut self,
         cx: &mut Context<'_>,
         from: &mut S,
         from_side: Side,
         to: &mut S,
+        last: bool,
     ) -> Poll<Result<(), Failure>> {
-        ready!(self.poll_copy(cx, from, from_side, to, false))?;
+        ready!(self.poll_copy(cx, from, from_side, to, false, last))?;
         Poll::Ready(Ok(()))
     }
 

@@ -113,14 +113,14 @@ impl<S: IoStream, P: Pump<S>> State<S, P> {
 
     fn poll_pumps(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
         if !self.up_done {
-            match self.up.poll_pump(cx, &mut self.client, Side::Client, &mut self.backend) {
+            match self.up.poll_pump(cx, &mut self.client, Side::Client, &mut self.backend, self.down_done) {
                 Poll::Ready(Ok(())) => self.up_done = true,
                 Poll::Ready(Err(failure)) => return Poll::Ready(Err(failure)),
                 Poll::Pending => {}
             }
         }
         if !self.down_done {
-            match self.down.poll_pump(cx, &mut self.backend, Side::Backend, &mut self.client) {
+            match self.down.poll_pump(cx, &mut self.backend, Side::Backend, &mut self.client, self.up_done) {
                 Poll::Ready(Ok(())) => self.down_done = true,
                 Poll::Ready(Err(failure)) => return Poll::Ready(Err(failure)),
                 Poll::Pending => {}

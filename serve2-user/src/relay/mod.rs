@@ -88,18 +88,41 @@ impl Failure {
 /// One direction's mover: from one stream to the other until `from` ends
 /// (then `to`'s write half is shut down).
 trait Pump<S> {
+    /// Moves bytes from `from` to `to` until `from` ends. `last`: the other
+    /// direction is done, so both streams close as soon as this one ends.
     fn poll_pump(
         &mut self,
         cx: &mut Context<'_>,
         from: &mut S,
         from_side: Side,
         to: &mut S,
+        last: bool,
     ) -> Poll<Result<(), Failure>>;
     /// Bytes written to the destination so far.
     fn bytes(&self) -> u64;
     /// Whether bytes read from the source wait for the destination to take
     /// them (the source is then not being read).
     fn backpressured(&self) -> bool;
+}
+
+/// Whether closing a stream says all a `shutdown` would: true for raw TCP
+/// (with nothing left unread, `close` sends the FIN), false for TLS (whose
+/// `close_notify` only a shutdown writes). The last direction of a relay to
+/// end skips the shutdown when the close that follows at once says it.
+trait FinOnClose {
+    fn fin_on_close(&self) -> bool;
+}
+
+impl FinOnClose for tokio::net::TcpStream {
+    fn fin_on_close(&self) -> bool {
+        true
+    }
+}
+
+impl FinOnClose for crate::conn::Stream {
+    fn fin_on_close(&self) -> bool {
+        matches!(self, crate::conn::Stream::Tcp(_))
+    }
 }
 
 /// How TCP-to-TCP connections are relayed (the `relay` setting).

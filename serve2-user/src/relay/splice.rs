@@ -110,10 +110,11 @@ impl Pump<TcpStream> for SplicePump {
         from: &mut TcpStream,
         from_side: Side,
         to: &mut TcpStream,
+        last: bool,
     ) -> Poll<Result<(), Failure>> {
         match self.copying {
-            Copying::Always => return self.copy.poll_pump(cx, from, from_side, to),
-            Copying::UntilBulk => match ready!(self.copy.poll_copy(cx, from, from_side, to, true))? {
+            Copying::Always => return self.copy.poll_pump(cx, from, from_side, to, last),
+            Copying::UntilBulk => match ready!(self.copy.poll_copy(cx, from, from_side, to, true, last))? {
                 CopyExit::Finished => return Poll::Ready(Ok(())),
                 CopyExit::Bulk => {
                     self.copying = Copying::No;
@@ -128,7 +129,8 @@ impl Pump<TcpStream> for SplicePump {
             if self.read_closed {
                 self.release_pipe();
                 // Half-close: pass the FIN on; the other direction goes on.
-                if let Err(error) = socket2::SockRef::from(&*to).shutdown(Shutdown::Write) {
+                // (Unless the close that follows at once sends it.)
+                if !last && let Err(error) = socket2::SockRef::from(&*to).shutdown(Shutdown::Write) {
                     return Failure::ready(to_side, error);
                 }
                 return Poll::Ready(Ok(()));
@@ -147,7 +149,7 @@ impl Pump<TcpStream> for SplicePump {
                     Err(error) => {
                         tracing::debug!(%error, "no pipe for splice; copying instead");
                         self.copying = Copying::Always;
-                        return self.copy.poll_pump(cx, from, from_side, to);
+                        return self.copy.poll_pump(cx, from, from_side, to, last);
                     }
                 }
             }
