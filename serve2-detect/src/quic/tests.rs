@@ -213,3 +213,25 @@ fn conf_is_checked_like_tlsroute() {
     assert!(error(serde_json::json!({ "alpn": ["h3", ""] })).message.contains("1 to 255 bytes"));
     assert!(error(serde_json::json!({ "maxHello": 1 })).message.contains("maxHello"));
 }
+
+#[test]
+fn a_retransmitted_initial_carries_the_same_hello() {
+    let flow = capture(AIOQUIC_RETRANSMITTED);
+    let streams: Vec<Vec<u8>> = flow
+        .iter()
+        .map(|datagram| {
+            let layout = packet::first_datagram(datagram).unwrap();
+            let initial = &layout.packets[0];
+            let keys = ClientInitialKeys::derive(initial.version, &datagram[initial.dcid.clone()]).unwrap();
+            let (mut stream, mut scratch) = (Reassembly::new(MAX_CRYPTO), Vec::new());
+            let frames = initial::open(&keys, datagram, initial, &mut scratch).unwrap();
+            initial::read_frames(frames, &mut stream).unwrap();
+            stream.contiguous().to_vec()
+        })
+        .collect();
+    assert_eq!(streams[0][0], HANDSHAKE_CLIENT_HELLO);
+    assert_eq!(streams[0], streams[1]);
+    assert_ne!(flow[0], flow[1], "another packet number, so other ciphertext");
+    let detector = quic(serde_json::json!({ "alpn": ["hq-interop"] }));
+    assert_eq!(verdict_in_every_order(detector.as_ref(), &slices(&flow)), Match);
+}

@@ -130,7 +130,10 @@ pub fn sample_udp_confs(kind: &str) -> Vec<serde_json::Value> {
             json!({"alpn": ["h3"]}),
             json!({"serverNames": ["pq.example.test", ""], "alpn": ["h3", "hq-interop"]}),
         ],
-        "wireguard" => vec![json!({}), json!({"publicKey": "WWigRYqHc5g5V6bNMO7ziC5nv++mmByQ5fbAlW4aCgw="})],
+        "wireguard" => vec![
+            json!({}), // server1 of tests/fixtures/udp/wireguard/public-keys.txt.
+            json!({"publicKey": "Yu9Ix/jALBzY9KX6LL04YipJg85b6BzkOC2xAPMWki0="}),
+        ],
         "dtls" => vec![json!({}), json!({"serverNames": ["dtls.example.test"]}), json!({"alpn": ["coap"]})],
         "regex" => vec![json!({"patterns": "^\\x01\\x00"}), json!({"patterns": ["(?-u:\\x16\\xfe)", "^GET "]})],
         _ => vec![json!({})],
