@@ -39,13 +39,13 @@ pub(super) fn open<'s>(
     let pn_offset = packet.pn_offset - packet.range.start;
     // The sample begins 4 bytes past the packet number's offset, whatever
     // the packet number's length turns out to be.
-    let (head, rest) = scratch.split_at_mut(pn_offset + 4);
+    let (head, rest) = scratch.split_at_mut_checked(pn_offset + 4)?;
     let sample = rest.get(..keys.0.header.sample_len())?;
     let (first, after_first) = head.split_first_mut()?;
     keys.0.header.decrypt_in_place(sample, first, after_first.get_mut(pn_offset - 1..)?).ok()?;
     let pn_len = usize::from(*first & 0x03) + 1;
-    let packet_number = head[pn_offset..pn_offset + pn_len].iter().fold(0u64, |n, &b| n << 8 | u64::from(b));
-    let (header, payload) = scratch.split_at_mut(pn_offset + pn_len);
+    let packet_number = head.get(pn_offset..pn_offset + pn_len)?.iter().fold(0u64, |n, &b| n << 8 | u64::from(b));
+    let (header, payload) = scratch.split_at_mut_checked(pn_offset + pn_len)?;
     let reserved_bits = header[0] & 0x0c;
     let plaintext = keys.0.packet.decrypt_in_place(packet_number, header, payload).ok()?;
     (reserved_bits == 0).then_some(plaintext)
