@@ -15,10 +15,19 @@
 //!
 //! The protocol kinds a configuration can name are in [`registry`]: a new
 //! kind is one file here plus one line there.
+//!
+//! UDP has its own contract ([`datagram`]): a [`DatagramDetector`] judges
+//! the whole datagrams a new flow has sent so far and answers
+//! [`DatagramVerdict::Match`], `NoMatch` or `NeedMore` (another datagram);
+//! the UDP kinds (`quic`, `wireguard`, `openvpn`, `dtls`, `regex`) are in
+//! [`udp_registry`], and [`testing::judge_datagrams`] checks them on
+//! captured flows.
 
 #![warn(missing_docs)]
 
 mod adb;
+pub mod datagram;
+mod dtls;
 #[cfg(test)]
 mod fixtures;
 mod h2c;
@@ -29,7 +38,9 @@ mod mqtt;
 pub mod names;
 mod openvpn;
 mod postgres;
+mod quic;
 mod rdp;
+mod reassembly;
 mod regex;
 pub mod registry;
 mod socks5;
@@ -39,24 +50,30 @@ pub mod testing;
 mod tinc;
 pub mod tls;
 mod tlsroute;
+pub mod udp_registry;
+mod wireguard;
 mod xmpp;
 
 pub use adb::AdbDetector;
+pub use datagram::{DatagramDetector, DatagramVerdict};
+pub use dtls::DtlsDetector;
 pub use h2c::H2cDetector;
 pub use http::{H2_PREFACE, HttpDetector};
 pub use httproute::HttpRouteDetector;
 pub use magic::MagicDetector;
 pub use mqtt::MqttDetector;
-pub use openvpn::OpenVpnDetector;
+pub use openvpn::{OpenVpnDetector, OpenVpnUdpDetector};
 pub use postgres::PostgresDetector;
+pub use quic::QuicDetector;
 pub use rdp::RdpDetector;
-pub use regex::RegexDetector;
+pub use regex::{DatagramRegexDetector, RegexDetector};
 pub use socks5::Socks5Detector;
 pub use ssh::SshDetector;
 pub use syslog::SyslogDetector;
 pub use tinc::TincDetector;
 pub use tls::{ClientHelloDetector, TlsStateMatcher};
 pub use tlsroute::TlsRouteDetector;
+pub use wireguard::WireGuardDetector;
 pub use xmpp::XmppDetector;
 
 /// A detector's answer for the bytes buffered so far.

@@ -72,42 +72,32 @@
 //! RDP's TPKT `03 00` (768, a tls-crypt-v2 length), a third byte that is not
 //! the V3 op. Short length-prefixed junk (below 40 bytes) is refused as soon
 //! as its length is read.
+//!
+//! ## Over UDP
+//!
+//! The packet checks live in `openvpn/packet.rs`, shared with the UDP kind
+//! ([`OpenVpnUdpDetector`], `openvpn/udp.rs`), where each datagram is one
+//! packet without the length field.
 
 use crate::registry::{ConfError, FromConf, NoConf};
 use crate::{ByteLimit, DetectContext, Detector, Need, Verdict};
 
+mod packet;
+mod udp;
+use packet::{DNS_HEADER, Outcome, TLS_CRYPT_LEN, WKC_MAX, any_mode, dns_shaped, hard_resets};
+#[cfg(test)]
+use packet::{EARLY_NEG_PACKET_ID, FIRST_PACKET_ID, HMAC_SIZES, OP_HARD_RESET_V2, OP_HARD_RESET_V3};
+pub use udp::OpenVpnUdpDetector;
+
 /// The TCP framing: a big-endian `u16` packet length.
 const LEN: usize = 2;
-/// The op byte of P_CONTROL_HARD_RESET_CLIENT_V2, key id 0.
-const OP_HARD_RESET_V2: u8 = 7 << 3;
-/// The op byte of P_CONTROL_HARD_RESET_CLIENT_V3 (tls-crypt-v2), key id 0.
-const OP_HARD_RESET_V3: u8 = 10 << 3;
-/// Op byte + session id: where every mode's own fields begin.
-const HEADER: usize = LEN + 1 + 8;
-/// The first replay packet id of `--tls-auth` and `--tls-crypt`.
-const FIRST_PACKET_ID: [u8; 4] = [0, 0, 0, 1];
-/// The first replay packet id of a tls-crypt-v2 client that supports early
-/// negotiation (OpenVPN 2.6, OpenVPN 3): `EARLY_NEG_START + 1`.
-const EARLY_NEG_PACKET_ID: [u8; 4] = [0x0f, 0, 0, 1];
-/// The plain hard reset: op, session id, ack count 0, message packet id 0.
-const PLAIN_LEN: usize = 1 + 8 + 1 + 4;
-/// `--tls-auth` adds the HMAC, the replay packet id and its time.
-const TLS_AUTH_OVERHEAD: usize = PLAIN_LEN + 4 + 4;
-/// HMAC sizes of the digests `--auth` can use.
-const HMAC_SIZES: [usize; 6] = [16, 20, 28, 32, 48, 64];
-/// `--tls-crypt`: op, session id, replay id and time, 32-byte tag, and the
-/// encrypted ack count and message packet id.
-const TLS_CRYPT_LEN: usize = 1 + 8 + 8 + 32 + 1 + 4;
-/// tls-crypt-v2's wrapped client key: tag, client key, metadata, length.
-const WKC_MIN: usize = 32 + 256 + 2;
-/// `TLS_CRYPT_V2_MAX_WKC_LEN`.
-const WKC_MAX: usize = 1024;
+/// Length field, op byte and session id: where every mode's own fields begin.
+#[cfg(test)]
+const HEADER: usize = LEN + packet::HEADER;
 
 /// Length field + DNS header: from here on a DNS-shaped prefix is refused.
-/// Every mode decides later (the earliest, tls-crypt and tls-crypt-v2, at
-/// `HEADER + 4` = 15 bytes).
-const DNS_DECIDED: usize = LEN + 12;
-const _: () = assert!(DNS_DECIDED < HEADER + 4);
+/// Every mode decides later (see `packet::DNS_HEADER`).
+const DNS_DECIDED: usize = LEN + DNS_HEADER;
 
 /// Smallest static-key first packet claimed (announced length).
 pub const STATIC_KEY_MIN: usize = 40;
@@ -124,77 +114,33 @@ const MAX_ANNOUNCED: usize = TLS_CRYPT_LEN + WKC_MAX;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenVpnDetector;
 
-/// One way the buffered bytes could be OpenVPN.
-#[derive(Debug, Clone, Copy)]
-enum Outcome {
-    Yes,
-    No,
-    Undecided(Need),
-}
-
-/// Undecided until `end` bytes: could answer after the next byte.
-fn undecided(prefix: &[u8], end: usize) -> Outcome {
-    Outcome::Undecided(Need { min: prefix.len() + 1, max: end.max(prefix.len() + 1) })
-}
-
-/// Compares the bytes of `prefix` at `at..` with `expected`, as far as the
-/// prefix goes: false as soon as one differs.
-fn fits(prefix: &[u8], at: usize, expected: &[u8]) -> bool {
-    let end = prefix.len().min(at + expected.len());
-    end <= at || prefix[at..end] == expected[..end - at]
-}
-
-/// A hard reset laid out as fixed byte fields, decided once `decide_at`
-/// bytes are buffered.
-fn hard_reset(prefix: &[u8], op: u8, fields: &[(usize, &[u8])], decide_at: usize) -> Outcome {
-    if !fits(prefix, LEN, &[op]) || !fields.iter().all(|&(at, bytes)| fits(prefix, at, bytes)) {
-        return Outcome::No;
+/// Runs a packet check on the packet behind the length field of `prefix`,
+/// counting what it needs from the start of `prefix`.
+fn framed(prefix: &[u8], check: impl FnOnce(&[u8]) -> Outcome) -> Outcome {
+    match check(prefix.get(LEN..).unwrap_or_default()) {
+        Outcome::Undecided(need) => Outcome::Undecided(Need { min: need.min + LEN, max: need.max + LEN }),
+        decided => decided,
     }
-    if prefix.len() >= decide_at { Outcome::Yes } else { undecided(prefix, decide_at) }
 }
 
-/// The plain (no `--tls-auth`/`--tls-crypt`) hard reset.
+#[cfg(test)]
 fn plain(prefix: &[u8], len: usize) -> Outcome {
-    if len != PLAIN_LEN {
-        return Outcome::No;
-    }
-    hard_reset(prefix, OP_HARD_RESET_V2, &[(HEADER, &[0; 5])], LEN + PLAIN_LEN)
+    framed(prefix, |p| packet::plain(p, len))
 }
 
-/// A `--tls-auth` hard reset with an HMAC of `hmac` bytes.
+#[cfg(test)]
 fn tls_auth(prefix: &[u8], len: usize, hmac: usize) -> Outcome {
-    if len != TLS_AUTH_OVERHEAD + hmac {
-        return Outcome::No;
-    }
-    let replay = HEADER + hmac;
-    // Replay id 1, then the time (any value), ack count 0, message id 0.
-    hard_reset(prefix, OP_HARD_RESET_V2, &[(replay, &FIRST_PACKET_ID), (replay + 8, &[0; 5])], LEN + len)
+    framed(prefix, |p| packet::tls_auth(p, len, hmac))
 }
 
-/// A `--tls-crypt` hard reset: the replay id is the last clear field.
+#[cfg(test)]
 fn tls_crypt(prefix: &[u8], len: usize) -> Outcome {
-    if len != TLS_CRYPT_LEN {
-        return Outcome::No;
-    }
-    hard_reset(prefix, OP_HARD_RESET_V2, &[(HEADER, &FIRST_PACKET_ID)], HEADER + 4)
+    framed(prefix, |p| packet::tls_crypt(p, len))
 }
 
-/// A `--tls-crypt-v2` hard reset (V3): replay id `0x0f000001` or 1.
+#[cfg(test)]
 fn tls_crypt_v2(prefix: &[u8], len: usize) -> Outcome {
-    if !(TLS_CRYPT_LEN + WKC_MIN..=TLS_CRYPT_LEN + WKC_MAX).contains(&len) {
-        return Outcome::No;
-    }
-    if prefix.get(HEADER).is_some_and(|&b| b != EARLY_NEG_PACKET_ID[0] && b != FIRST_PACKET_ID[0]) {
-        return Outcome::No;
-    }
-    hard_reset(prefix, OP_HARD_RESET_V3, &[(HEADER + 1, &FIRST_PACKET_ID[1..])], HEADER + 4)
-}
-
-/// Whether the 12 bytes after the length are a DNS header of a client
-/// message: QR 0, QDCOUNT 0 or 1, the other counts below 256.
-fn dns_shaped(header: &[u8; 12]) -> bool {
-    let count = |i: usize| u16::from_be_bytes([header[i], header[i + 1]]);
-    header[2] & 0x80 == 0 && count(4) <= 1 && [6, 8, 10].iter().all(|&i| count(i) < 256)
+    framed(prefix, |p| packet::tls_crypt_v2(p, len))
 }
 
 /// A static-key first packet: only its length can be judged (DNS is refused
@@ -218,30 +164,17 @@ impl Detector for OpenVpnDetector {
         let len = usize::from(u16::from_be_bytes([hi, lo]));
         // No mode decides before the DNS header is complete, so refusing
         // DNS-shaped prefixes from there on keeps every verdict monotonic.
-        if let Some(header) = prefix.get(LEN..DNS_DECIDED)
-            && dns_shaped(header.try_into().expect("a 12-byte DNS header"))
+        if let Some(header) = prefix.get(LEN..DNS_DECIDED).and_then(|h| h.try_into().ok())
+            && dns_shaped(header)
         {
             return Verdict::NoMatch;
         }
-        let modes = HMAC_SIZES.iter().map(|&hmac| tls_auth(prefix, len, hmac)).chain([
-            plain(prefix, len),
-            tls_crypt(prefix, len),
-            tls_crypt_v2(prefix, len),
-            static_key(prefix, len),
-        ]);
-        // A match of any mode is final (each mode is monotonic); a refusal
-        // needs every mode to refuse.
-        let mut need: Option<Need> = None;
-        for outcome in modes {
-            match outcome {
-                Outcome::Yes => return Verdict::MATCH,
-                Outcome::No => {}
-                Outcome::Undecided(n) => {
-                    need = Some(need.map_or(n, |m| Need { min: m.min.min(n.min), max: m.max.max(n.max) }));
-                }
-            }
+        let tls_modes = framed(prefix, |packet| any_mode(hard_resets(packet, len)));
+        match any_mode([tls_modes, static_key(prefix, len)].into_iter()) {
+            Outcome::Yes => Verdict::MATCH,
+            Outcome::No => Verdict::NoMatch,
+            Outcome::Undecided(need) => Verdict::NeedMore(need),
         }
-        need.map_or(Verdict::NoMatch, Verdict::NeedMore)
     }
 
     fn byte_limit(&self) -> ByteLimit {

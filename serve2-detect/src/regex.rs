@@ -41,6 +41,11 @@
 //! Each pattern's DFA is limited to [`DFA_SIZE_LIMIT`]; bounded repetitions
 //! of Unicode classes (`\w{50}`) are the usual way to exceed it (`(?-u)`
 //! makes classes ASCII and the DFA far smaller).
+//!
+//! The UDP `regex` kind ([`DatagramRegexDetector`]) compiles the same way and
+//! judges a flow's first datagram whole: there the end of the datagram is
+//! the end of the input, so `$`, `\z` and `\b` at the end mean what they
+//! mean in `regex::bytes`.
 
 use std::fmt;
 
@@ -55,6 +60,9 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::registry::{ConfError, ConfKey, FromConf};
 use crate::{DetectContext, Detector, Verdict};
+
+mod datagram;
+pub use datagram::DatagramRegexDetector;
 
 /// The most memory one pattern's DFA (and its NFA) may take, in bytes.
 pub const DFA_SIZE_LIMIT: usize = 1 << 20;
@@ -113,6 +121,33 @@ impl Compiled {
         // byte shows only on the next byte or at the end of input.
         (self.end_is_final && self.dfa.is_match_state(self.dfa.next_eoi_state(state))).then_some(true)
     }
+
+    /// Whether the pattern matches somewhere in `input`, a whole input that
+    /// nothing follows (a datagram).
+    fn matches_whole(&self, input: &[u8]) -> bool {
+        let mut state = self.start;
+        for &b in input {
+            state = self.dfa.next_state(state, b);
+            if self.dfa.is_special_state(state) {
+                if self.dfa.is_match_state(state) {
+                    return true;
+                }
+                if self.dfa.is_dead_state(state) || self.dfa.is_quit_state(state) {
+                    return false;
+                }
+            }
+        }
+        self.dfa.is_match_state(self.dfa.next_eoi_state(state))
+    }
+}
+
+/// What follows the bytes a pattern is run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// A stream prefix: more bytes may follow (TCP).
+    Stream,
+    /// A whole datagram: nothing follows.
+    Datagram,
 }
 
 impl Detector for RegexDetector {
@@ -132,22 +167,24 @@ impl Detector for RegexDetector {
 impl FromConf for RegexDetector {
     type Conf = Conf;
     fn from_conf(conf: Conf) -> Result<Self, ConfError> {
-        if conf.patterns.0.is_empty() {
-            return Err(ConfError::key("patterns", "at least one pattern is needed"));
-        }
-        let patterns = conf
-            .patterns
-            .0
-            .iter()
-            .enumerate()
-            .map(|(i, pattern)| {
-                compile(pattern).map_err(|message| {
-                    ConfError::at(vec![ConfKey::Key("patterns".to_owned()), ConfKey::Index(i)], message)
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { patterns })
+        Ok(Self { patterns: compile_all(&conf.patterns, Input::Stream)? })
     }
+}
+
+/// Compiles every pattern of `patterns`; the error names the bad one.
+fn compile_all(patterns: &Patterns, input: Input) -> Result<Vec<Compiled>, ConfError> {
+    if patterns.0.is_empty() {
+        return Err(ConfError::key("patterns", "at least one pattern is needed"));
+    }
+    patterns
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, pattern)| {
+            compile(pattern, input)
+                .map_err(|message| ConfError::at(vec![ConfKey::Key("patterns".to_owned()), ConfKey::Index(i)], message))
+        })
+        .collect()
 }
 
 /// Look-arounds that only look behind: a match using only these is final.
@@ -159,12 +196,12 @@ fn look_behind_only() -> LookSet {
         .insert(Look::WordStartHalfUnicode)
 }
 
-/// Compiles one pattern, or says why it cannot be used.
-fn compile(pattern: &str) -> Result<Compiled, String> {
+/// Compiles one pattern for `input`, or says why it cannot be used.
+fn compile(pattern: &str, input: Input) -> Result<Compiled, String> {
     // `regex::bytes` syntax: Unicode on by default, may match invalid UTF-8.
     let hir = regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).map_err(|e| e.to_string())?;
     let properties = hir.properties();
-    if properties.look_set().contains(Look::End) {
+    if input == Input::Stream && properties.look_set().contains(Look::End) {
         return Err(format!(
             "`{pattern}`: `$` and `\\z` (end of input) never match while a connection is being detected; \
              write `(?m)$` or `\\r?\\n` for an end of line"

@@ -116,7 +116,12 @@ impl ConfError {
 }
 
 fn build_with<D: FromConf>(conf: serde_json::Value) -> Result<Arc<dyn Detector>, ConfError> {
-    let conf: D::Conf = serde_path_to_error::deserialize(conf).map_err(|e| {
+    Ok(Arc::new(D::from_conf(deserialize_conf(conf)?)?))
+}
+
+/// Reads a kind's keys from `conf`, the error saying where inside it.
+pub(crate) fn deserialize_conf<C: DeserializeOwned>(conf: serde_json::Value) -> Result<C, ConfError> {
+    serde_path_to_error::deserialize(conf).map_err(|e| {
         let path = e
             .path()
             .iter()
@@ -127,8 +132,7 @@ fn build_with<D: FromConf>(conf: serde_json::Value) -> Result<Arc<dyn Detector>,
             })
             .collect();
         ConfError::at(path, e.into_inner().to_string())
-    })?;
-    Ok(Arc::new(D::from_conf(conf)?))
+    })
 }
 
 #[cfg(test)]

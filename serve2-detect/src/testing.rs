@@ -141,3 +141,9 @@ pub fn sample_detectors() -> Vec<(String, std::sync::Arc<dyn Detector>)> {
         })
         .collect()
 }
+
+mod udp;
+pub use udp::{
+    CaptureError, decode_datagrams, encode_datagrams, judge_datagrams, random_datagrams, sample_datagram_detectors,
+    sample_udp_confs, verdict_datagram_by_datagram, verdict_in_every_order,
+};

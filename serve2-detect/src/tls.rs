@@ -9,6 +9,8 @@
 
 use crate::{ByteLimit, DetectContext, Detector, Verdict};
 
+pub(crate) mod filter;
+pub(crate) mod hello;
 mod state;
 pub use state::TlsStateMatcher;
 

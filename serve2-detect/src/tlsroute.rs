@@ -32,16 +32,17 @@
 
 use serde::Deserialize;
 
-use crate::names::NamePatterns;
-use crate::registry::{ConfError, ConfKey, FromConf};
+use crate::registry::{ConfError, FromConf};
+use crate::tls::filter::HelloFilter;
+use crate::tls::hello::{self, Layout, Stop};
 use crate::tls::{
     CONTENT_TYPE_HANDSHAKE, ClientHelloScan, HANDSHAKE_HEADER, RECORD_HEADER, record_layer_bytes,
     scan_client_hello_up_to,
 };
 use crate::{ByteLimit, DetectContext, Detector, Learned, Verdict};
 
-mod hello;
-use hello::{MAX_NAME, Stop, V2Scan};
+mod sslv2;
+use sslv2::V2Scan;
 
 /// `maxHello` when not configured: real ClientHellos are under 2 KB even
 /// with post-quantum key shares; 64 KiB leaves room for padded ones and
@@ -53,14 +54,13 @@ pub const MAX_MAX_HELLO: usize = 16 << 20;
 /// Recognises a TLS ClientHello and routes it by SNI and offered ALPN.
 #[derive(Debug, Clone)]
 pub struct TlsRouteDetector {
-    server_names: Option<NamePatterns>,
-    alpn: Option<Vec<Box<[u8]>>>,
+    filter: HelloFilter,
     max_hello: usize,
 }
 
 impl Default for TlsRouteDetector {
     fn default() -> Self {
-        Self { server_names: None, alpn: None, max_hello: DEFAULT_MAX_HELLO }
+        Self { filter: HelloFilter::default(), max_hello: DEFAULT_MAX_HELLO }
     }
 }
 
@@ -82,15 +82,6 @@ pub struct Conf {
 }
 
 impl TlsRouteDetector {
-    fn accepts_alpn(&self, offered: &[u8]) -> bool {
-        self.alpn.as_ref().is_some_and(|wanted| wanted.iter().any(|w| **w == *offered))
-    }
-
-    /// Whether a hello without extensions (SSLv2 format) can match.
-    fn accepts_hello_without_extensions(&self) -> bool {
-        self.alpn.is_none() && self.server_names.as_ref().is_none_or(|names| names.matches(None))
-    }
-
     fn detect_records(&self, prefix: &[u8]) -> Verdict {
         let scan = scan_client_hello_up_to(prefix, self.max_hello);
         if scan == ClientHelloScan::Invalid {
@@ -98,18 +89,13 @@ impl TlsRouteDetector {
         }
         // Walked on partial prefixes too, so a broken structure is refused
         // as soon as it is buffered rather than at the end of its record.
-        match (scan, hello::walk(prefix, |offered| self.accepts_alpn(offered))) {
+        match (scan, hello::walk(prefix, Layout::TlsRecords, |offered| self.filter.accepts_alpn(offered))) {
             (ClientHelloScan::Invalid, _) | (_, Err(Stop::Malformed)) => Verdict::NoMatch,
             (ClientHelloScan::Incomplete { need }, _) => Verdict::need(need),
             (ClientHelloScan::Complete { .. }, Ok(hello)) => {
-                let name = hello.server_name.as_ref();
-                let name_ok = self.server_names.as_ref().is_none_or(|patterns| match name {
-                    None => patterns.matches(None),
-                    Some(name) => name.bytes().is_some_and(|bytes| patterns.matches(Some(bytes))),
-                });
-                let alpn_ok = self.alpn.is_none() || hello.alpn_accepted;
-                if name_ok && alpn_ok {
-                    Verdict::Match(Learned { server_name: name.and_then(|n| n.span), host: None })
+                if self.filter.accepts(&hello) {
+                    let span = hello.server_name.as_ref().and_then(|n| n.span);
+                    Verdict::Match(Learned { server_name: span, host: None })
                 } else {
                     Verdict::NoMatch
                 }
@@ -120,10 +106,10 @@ impl TlsRouteDetector {
     }
 
     fn detect_v2(&self, prefix: &[u8]) -> Verdict {
-        if !self.accepts_hello_without_extensions() {
+        if !self.filter.accepts_hello_without_extensions() {
             return Verdict::NoMatch;
         }
-        match hello::scan_v2(prefix, self.max_hello) {
+        match sslv2::scan_v2(prefix, self.max_hello) {
             V2Scan::Complete => Verdict::MATCH,
             V2Scan::Incomplete { min, max } => Verdict::need_up_to(min, max),
             V2Scan::Invalid => Verdict::NoMatch,
@@ -150,33 +136,12 @@ impl Detector for TlsRouteDetector {
 impl FromConf for TlsRouteDetector {
     type Conf = Conf;
     fn from_conf(conf: Conf) -> Result<Self, ConfError> {
-        let server_names = match conf.server_names {
-            None => None,
-            Some(names) if names.is_empty() => {
-                return Err(ConfError::key("serverNames", "an empty list matches nothing; leave it out for any name"));
-            }
-            Some(names) => Some(NamePatterns::new(&names).map_err(|(i, message)| {
-                ConfError::at(vec![ConfKey::Key("serverNames".to_owned()), ConfKey::Index(i)], message)
-            })?),
-        };
-        let alpn = match conf.alpn {
-            None => None,
-            Some(protocols) if protocols.is_empty() => {
-                return Err(ConfError::key("alpn", "an empty list matches nothing; leave it out for any protocol"));
-            }
-            Some(protocols) => {
-                if let Some(i) = protocols.iter().position(|p| p.is_empty() || p.len() > MAX_NAME) {
-                    let message = format!("an ALPN protocol name is 1 to {MAX_NAME} bytes (RFC 7301)");
-                    return Err(ConfError::at(vec![ConfKey::Key("alpn".to_owned()), ConfKey::Index(i)], message));
-                }
-                Some(protocols.into_iter().map(|p| p.into_bytes().into_boxed_slice()).collect())
-            }
-        };
+        let filter = HelloFilter::from_conf(conf.server_names, conf.alpn)?;
         let max_hello = conf.max_hello.unwrap_or(DEFAULT_MAX_HELLO);
         if max_hello == 0 || max_hello > MAX_MAX_HELLO {
             return Err(ConfError::key("maxHello", format!("must be 1 to {MAX_MAX_HELLO} bytes (16 MiB)")));
         }
-        Ok(Self { server_names, alpn, max_hello })
+        Ok(Self { filter, max_hello })
     }
 }
 

@@ -3,7 +3,7 @@
 //! and the other protocols' captures as negatives.
 
 use super::*;
-use crate::registry::kind;
+use crate::registry::{ConfKey, kind};
 use crate::testing::{Outcome, assert_segmentation_independent, judge};
 
 pub(super) const OPENSSL: &[u8] = include_bytes!("../../../tests/fixtures/openssl3-s_client-clienthello.bin");

@@ -30,3 +30,28 @@ pub fn captured_flights() -> Vec<(String, Vec<u8>)> {
     assert!(flights.len() > 50, "only {} captured flights", flights.len());
     flights
 }
+
+/// Every captured UDP flow (`.udp` under `tests/fixtures/udp/`), by its
+/// path under `tests/fixtures/`, sorted.
+pub fn captured_udp_flows() -> Vec<(String, Vec<Vec<u8>>)> {
+    let root = fixtures();
+    let mut flows = Vec::new();
+    let mut folders = vec![root.join("udp")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "udp") {
+                let name = path.strip_prefix(&root).unwrap().display().to_string();
+                let file = std::fs::read(&path).unwrap();
+                let datagrams =
+                    serve2_detect::testing::decode_datagrams(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
+                flows.push((name, datagrams));
+            }
+        }
+    }
+    flows.sort();
+    assert!(flows.len() >= 20, "only {} captured UDP flows", flows.len());
+    flows
+}

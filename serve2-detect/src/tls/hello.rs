@@ -1,13 +1,16 @@
 //! Reading a whole ClientHello in place: a cursor over the handshake bytes
 //! that skips record headers, so names are compared across record boundaries
-//! without reassembling the message, and the SSLv2-format compatibility hello.
+//! without reassembling the message. The same walk reads a bare handshake
+//! message (QUIC's CRYPTO stream carries no record layer) and a DTLS one
+//! (a 12-byte handshake header, DTLS versions and a cookie field), so every
+//! transport routes by SNI and ALPN with one grammar.
 
 use crate::Span;
 use crate::tls::{HANDSHAKE_CLIENT_HELLO, HANDSHAKE_HEADER, RECORD_HEADER};
 
 /// The longest name compared: DNS host names and ALPN protocol names both fit
 /// in 255 bytes, so one stack buffer holds either wherever records split it.
-pub(super) const MAX_NAME: usize = 255;
+pub(crate) const MAX_NAME: usize = 255;
 
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_ALPN: u16 = 16;
@@ -15,7 +18,7 @@ const NAME_TYPE_HOST_NAME: u8 = 0;
 
 /// Why a walk stopped before the end of the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stop {
+pub(crate) enum Stop {
     /// The buffered prefix ends first: more bytes may complete the walk.
     Short,
     /// The message breaks its own length fields or the ClientHello grammar:
@@ -25,7 +28,7 @@ pub(super) enum Stop {
 
 /// The SNI host name of a ClientHello.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct HostName {
+pub(crate) struct HostName {
     /// Its length as sent (it may exceed [`MAX_NAME`]).
     pub len: usize,
     /// Its first [`MAX_NAME`] bytes.
@@ -43,20 +46,52 @@ impl HostName {
 
 /// What a complete, well-formed ClientHello says about routing.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Hello {
+pub(crate) struct Hello {
     /// The first `host_name` of the server_name extension.
     pub server_name: Option<HostName>,
     /// Whether the ALPN extension offered a protocol the caller accepts.
     pub alpn_accepted: bool,
 }
 
-/// Reads a handshake message's bytes in order across TLS records. The record
-/// headers it skips were already checked by [`crate::tls::scan_client_hello_up_to`].
+/// How a ClientHello's bytes are laid out in the walked input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// TLS records from the first byte, their headers already checked by
+    /// [`crate::tls::scan_client_hello_up_to`].
+    TlsRecords,
+    /// A bare TLS handshake message: the 4-byte handshake header, then the
+    /// body (QUIC's CRYPTO stream, RFC 9001 §4).
+    TlsMessage,
+    /// A bare, whole DTLS handshake message: the 12-byte header (its
+    /// message_seq and fragment fields checked by the caller), then a body
+    /// with a DTLS version and a cookie after the session id (RFC 6347
+    /// §4.2.2, RFC 9147 §5.3).
+    DtlsMessage,
+}
+
+impl Layout {
+    /// Bytes of handshake header before the body.
+    fn header_len(self) -> usize {
+        match self {
+            Layout::TlsRecords | Layout::TlsMessage => HANDSHAKE_HEADER,
+            Layout::DtlsMessage => DTLS_HANDSHAKE_HEADER,
+        }
+    }
+}
+
+/// DTLS's handshake header: type, length, message_seq, fragment_offset,
+/// fragment_length.
+pub(crate) const DTLS_HANDSHAKE_HEADER: usize = 12;
+
+/// Reads a handshake message's bytes in order, across TLS records for
+/// [`Layout::TlsRecords`] (whose record headers were already checked by
+/// [`crate::tls::scan_client_hello_up_to`]), straight through otherwise.
 struct Cursor<'a> {
     input: &'a [u8],
     /// Offset in `input` of the next byte to read.
     pos: usize,
-    /// Bytes of the current record's fragment not read yet.
+    /// Bytes of the current record's fragment not read yet (unbounded for a
+    /// bare message: there are no records).
     record_left: usize,
     /// Handshake bytes read so far.
     read: usize,
@@ -66,8 +101,9 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(input: &'a [u8]) -> Self {
-        Cursor { input, pos: 0, record_left: 0, read: 0, limit: HANDSHAKE_HEADER }
+    fn new(input: &'a [u8], layout: Layout) -> Self {
+        let record_left = if layout == Layout::TlsRecords { 0 } else { usize::MAX };
+        Cursor { input, pos: 0, record_left, read: 0, limit: HANDSHAKE_HEADER }
     }
 
     /// Checks `n` more bytes fit the current structure. Checked before
@@ -149,22 +185,25 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Walks the ClientHello at the start of `input` (TLS records already
-/// checked) as far as the input goes. `accept_alpn` says whether an offered
-/// protocol name is one the caller routes.
+/// Walks the ClientHello at the start of `input`, laid out as `layout` says,
+/// as far as the input goes. `accept_alpn` says whether an offered protocol
+/// name is one the caller routes.
 ///
 /// Deterministic over the bytes read, so a `Malformed` prefix stays malformed
 /// when longer and a `Short` one can only become `Ok` or `Malformed`.
-pub(super) fn walk(input: &[u8], accept_alpn: impl Fn(&[u8]) -> bool) -> Result<Hello, Stop> {
-    let mut cur = Cursor::new(input);
+pub(crate) fn walk(input: &[u8], layout: Layout, accept_alpn: impl Fn(&[u8]) -> bool) -> Result<Hello, Stop> {
+    let mut cur = Cursor::new(input, layout);
     if cur.u8()? != HANDSHAKE_CLIENT_HELLO {
         return Err(Stop::Malformed);
     }
     let body_len = usize::from(cur.u8()?) << 16 | cur.len16()?;
-    cur.limit = HANDSHAKE_HEADER + body_len;
-    // legacy_version: 03 xx. Any minor is valid: servers answer a version
-    // above their own with the highest they support (RFC 5246 Appendix E.1).
-    if cur.u8()? != 3 {
+    cur.limit = layout.header_len() + body_len;
+    cur.skip(layout.header_len() - HANDSHAKE_HEADER)?;
+    // legacy_version: 03 xx (fe xx for DTLS). Any minor is valid: servers
+    // answer a version above their own with the highest they support
+    // (RFC 5246 Appendix E.1).
+    let major = if layout == Layout::DtlsMessage { 0xfe } else { 3 };
+    if cur.u8()? != major {
         return Err(Stop::Malformed);
     }
     cur.skip(1)?; // minor version
@@ -174,6 +213,10 @@ pub(super) fn walk(input: &[u8], accept_alpn: impl Fn(&[u8]) -> bool) -> Result<
         return Err(Stop::Malformed);
     }
     cur.skip(session_id)?;
+    if layout == Layout::DtlsMessage {
+        let cookie = usize::from(cur.u8()?);
+        cur.skip(cookie)?;
+    }
     let cipher_suites = cur.len16()?;
     if cipher_suites < 2 || cipher_suites % 2 != 0 {
         return Err(Stop::Malformed);
@@ -244,62 +287,4 @@ fn alpn(cur: &mut Cursor<'_>, accept: &impl Fn(&[u8]) -> bool) -> Result<bool, S
     }
     cur.close(outer)?;
     Ok(accepted)
-}
-
-/// Header of an SSLv2-format hello: two length bytes, then msg_type, version
-/// and the three 16-bit lengths (RFC 5246 Appendix E.2).
-pub(super) const V2_HEADER: usize = 2 + 9;
-/// The smallest body: one cipher spec and a 16-byte challenge.
-const V2_MIN_BODY: usize = 9 + 3 + 16;
-
-/// Result of checking an SSLv2-format compatibility ClientHello.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum V2Scan {
-    /// Whole and consistent.
-    Complete,
-    /// Plausible so far: decisive at `min` bytes, all of it at `max`.
-    Incomplete {
-        /// The next byte that may be checked.
-        min: usize,
-        /// The whole message (or the fixed header while the length is unknown).
-        max: usize,
-    },
-    /// Not an SSLv2-format compatibility hello.
-    Invalid,
-}
-
-/// Checks the SSLv2-format ClientHello a TLS 1.0–1.2 client may send for
-/// compatibility with SSL 2.0 servers: a 2-byte header with the high bit set,
-/// msg_type 1, version 03 00–03 03, cipher specs in 3-byte units, a 0- or
-/// 16-byte session id and a 16–32-byte challenge. Each field is refused as
-/// soon as it arrives; `max_message` bounds the 15-bit length.
-pub(super) fn scan_v2(input: &[u8], max_message: usize) -> V2Scan {
-    let at = |i: usize| input.get(i).copied();
-    let u16_at = |i: usize| Some(usize::from(u16::from_be_bytes([at(i)?, at(i + 1)?])));
-    let Some(first) = at(0).filter(|b| b & 0x80 != 0) else {
-        return if input.is_empty() { V2Scan::Incomplete { min: 1, max: V2_HEADER } } else { V2Scan::Invalid };
-    };
-    let Some(second) = at(1) else {
-        return V2Scan::Incomplete { min: 2, max: V2_HEADER };
-    };
-    let body_len = usize::from(first & 0x7f) << 8 | usize::from(second);
-    let (cipher_specs, session_id, challenge) = (u16_at(5), u16_at(7), u16_at(9));
-    let invalid = body_len < V2_MIN_BODY
-        || body_len > max_message
-        || at(2).is_some_and(|msg_type| msg_type != HANDSHAKE_CLIENT_HELLO)
-        || at(3).is_some_and(|major| major != 3)
-        || at(4).is_some_and(|minor| minor > 3)
-        || cipher_specs.is_some_and(|n| n == 0 || n % 3 != 0)
-        || session_id.is_some_and(|n| n != 0 && n != 16)
-        || challenge.is_some_and(|n| !(16..=32).contains(&n));
-    if invalid {
-        return V2Scan::Invalid;
-    }
-    let total = 2 + body_len;
-    match (cipher_specs, session_id, challenge) {
-        (Some(c), Some(s), Some(ch)) if 9 + c + s + ch != body_len => V2Scan::Invalid,
-        (Some(_), Some(_), Some(_)) if input.len() >= total => V2Scan::Complete,
-        (Some(_), Some(_), Some(_)) => V2Scan::Incomplete { min: total, max: total },
-        _ => V2Scan::Incomplete { min: input.len() + 1, max: total },
-    }
 }
