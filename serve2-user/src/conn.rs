@@ -238,18 +238,13 @@ impl Conn {
         if let Stream::Tcp(tcp) = &mut self.stream
             && self.buffered.is_empty()
         {
-            loop {
-                tcp.readable().await?;
-                let mut first = Vec::with_capacity(max.max(FIRST_READ));
-                match tcp.try_read_buf(&mut first) {
-                    Ok(n) => {
-                        self.buffered = first;
-                        return Ok(n);
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(error) => return Err(error),
-                }
-            }
+            tcp.readable().await?;
+            // Through `AsyncRead`: a short read clears the readiness, so the
+            // relay's next read waits for new bytes instead of trying.
+            let mut first = Vec::with_capacity(max.max(FIRST_READ));
+            let n = tcp.read_buf(&mut first).await?;
+            self.buffered = first;
+            return Ok(n);
         }
         self.buffered.reserve_exact(max);
         // `read_buf` only extends the buffer once bytes arrived, so a read

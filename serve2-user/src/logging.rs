@@ -3,6 +3,7 @@
 //! `RUST_LOG` (default `info`).
 
 mod json;
+mod queue;
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
@@ -17,72 +18,61 @@ use crate::config::{LogFormat, LogTarget};
 
 /// Why logging could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open log file {path}: {source}")]
-pub struct LoggingError {
-    path: String,
-    #[source]
-    source: std::io::Error,
+pub enum LoggingError {
+    /// The log file cannot be opened.
+    #[error("cannot open log file {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The writer thread cannot be started.
+    #[error("cannot start the log writer thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
-/// Keeps the log writer thread; dropping it flushes what is queued.
+/// Keeps the log writer thread; dropping it writes what is queued.
 #[derive(Debug)]
 pub struct LogGuard {
-    _worker: tracing_appender::non_blocking::WorkerGuard,
-    dropped: tracing_appender::non_blocking::ErrorCounter,
+    _thread: queue::WriterThread,
+    writer: queue::QueuedWriter,
 }
 
 impl LogGuard {
     /// Lines dropped because the writer fell behind (the queue was full).
     pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+        self.writer.dropped_lines()
     }
-}
-
-/// Lines the writer thread may have queued before new ones are dropped
-/// (and counted) rather than stall a worker on a slow disk or pipe.
-const QUEUED_LINES: usize = 128 * 1024;
-
-/// The writer thread drains every queued line before it flushes: buffered,
-/// a burst of lines costs one `write` rather than one per line, and a lone
-/// line is still written at once.
-fn batched<W: std::io::Write>(writer: W) -> std::io::BufWriter<W> {
-    std::io::BufWriter::with_capacity(64 * 1024, writer)
 }
 
 /// Installs the global subscriber. Call once, early; keep the guard until
 /// exit.
 ///
 /// Lines are formatted on the thread that logs them and written by a
-/// background thread through a bounded queue: a connection's worker never
-/// waits for the disk.
+/// background thread (`queue.rs`): a connection's worker never waits for
+/// the disk.
 pub fn init(target: &LogTarget, format: LogFormat) -> Result<LogGuard, LoggingError> {
-    let queue = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("serve2-log");
     // Colours only for a terminal: log files and pipes get plain text.
-    let (writer, worker, ansi) = match target {
+    let ((writer, thread), ansi) = match target {
         LogTarget::Stderr => {
-            let (writer, worker) = queue.finish(batched(std::io::stderr()));
-            (writer, worker, std::io::stderr().is_terminal())
+            (queue::start(std::io::stderr()).map_err(LoggingError::Thread)?, std::io::stderr().is_terminal())
         }
         LogTarget::Stdout => {
-            let (writer, worker) = queue.finish(batched(std::io::stdout()));
-            (writer, worker, std::io::stdout().is_terminal())
+            (queue::start(std::io::stdout()).map_err(LoggingError::Thread)?, std::io::stdout().is_terminal())
         }
         LogTarget::File(path) => {
             let file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|source| LoggingError { path: path.display().to_string(), source })?;
-            let (writer, worker) = queue.finish(batched(file));
-            (writer, worker, false)
+                .map_err(|source| LoggingError::File { path: path.display().to_string(), source })?;
+            (queue::start(file).map_err(LoggingError::Thread)?, false)
         }
     };
-    let dropped = writer.error_counter();
-    install(format, ansi, writer);
-    Ok(LogGuard { _worker: worker, dropped })
+    install(format, ansi, writer.clone());
+    Ok(LogGuard { _thread: thread, writer })
 }
 
 fn install<W>(format: LogFormat, ansi: bool, writer: W)

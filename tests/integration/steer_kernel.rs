@@ -151,3 +151,34 @@ fn a_rate_limit_refuses_an_over_limit_source_while_another_is_served() {
         drop(daemon);
     });
 }
+
+#[test]
+fn a_reload_changes_the_source_rules_in_the_kernel() {
+    in_netns(|| async {
+        let port = free_port();
+        let body = |deny: &str| {
+            format!(
+                r#""steer": {{"ports": [{port}]}},
+                   "policies": [{{"name": "p", "ports": [{port}], "deny": [{deny}], "protocols": [{{"kind": "echo"}}]}}]"#
+            )
+        };
+        let (dir, daemon) = start(&body(r#""127.0.0.2""#)).await;
+        let to = SocketAddr::from(([127, 0, 0, 1], port));
+        let (two, four) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 4));
+        assert!(connect_from(two, to).await.is_err(), "denied before the reload");
+        connect_from(four, to).await.expect("served before the reload");
+        let control = dir.path().join("control.sock");
+        let config = format!(
+            r#"{{"logStdout": true, "control": {}, {}}}"#,
+            json(control.to_string_lossy()),
+            body(r#""127.0.0.4/32""#)
+        );
+        std::fs::write(dir.path().join("conf.json"), config).unwrap();
+        let answer = serve2::control::request_reload(&control).await.unwrap();
+        assert!(answer.ok, "{}", answer.message);
+        connect_from(two, to).await.expect("no longer denied");
+        let error = connect_from(four, to).await.expect_err("denied now");
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{error}");
+        drop(daemon);
+    });
+}
