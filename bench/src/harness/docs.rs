@@ -40,8 +40,9 @@ const OUTRO: &str = "
   latency runs and warns when they are fewer than the connections made.
   HAProxy's descriptor logging gives a line up rather than wait when its two
   threads collide on the descriptor (200 tries of its lock, then the line is
-  dropped: `fd_write_frag_line` in its `src/fd.c`), so under load a few of
-  its lines in 10 000 can be missing; that is its behaviour as deployed.
+  dropped: `fd_write_frag_line` in its `src/fd.c`; its `show info` counts
+  them as `DroppedLogs`), so under load a few of its lines in 10 000 can be
+  missing; that is its behaviour as deployed.
 - The other rows run with per-connection logging off: serve2d with
   `RUST_LOG=warn`, sslh from a configuration file with `log_level: 0` (its
   command line cannot turn the log line off), HAProxy without a `log` line.

@@ -48,6 +48,13 @@ impl ConnectionLog {
             as u64
     }
 
+    /// The count once nothing has been written for a while: every line of
+    /// the connections before is in (serve2d writes from a background
+    /// thread, HAProxy when a connection has closed).
+    pub fn quiet_count(&self) -> u64 {
+        self.settled_count(u64::MAX)
+    }
+
     /// The count once it reaches `expected`, or once it stops growing.
     pub fn settled_count(&self, expected: u64) -> u64 {
         let deadline = Instant::now() + LIMIT;

@@ -38,8 +38,8 @@ fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) 
         sample.check("iperf3", result);
     }
     // The log is counted around the two runs that make short connections
-    // and nothing else.
-    let lines_before = running.log.as_ref().map(|log| log.count());
+    // and nothing else, from when the lines of those before are all in.
+    let lines_before = running.log.as_ref().map(|log| log.quiet_count());
     let mut made = 0;
     let result = connrate(plan, to.banner, sample).map(|n| made += n);
     sample.check("connrate", result);
