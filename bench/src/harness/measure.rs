@@ -50,11 +50,11 @@ fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) 
         sample.logged_connections = Some(made);
         if sample.log_short() == Some(true) {
             sample.problems.push(format!(
-                "round {} {}: {} connection lines logged for {made} connections (see {})",
+                "round {} {}: {} connection lines logged for {made} connections (see work/{})",
                 sample.round + 1,
                 sample.system,
                 sample.log_lines.unwrap_or(0),
-                log.path.display()
+                log.path.file_name().unwrap_or_default().to_string_lossy()
             ));
         }
     }
