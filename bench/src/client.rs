@@ -85,6 +85,19 @@ pub async fn connect_and_exchange(n: usize, target: SocketAddr) -> io::Result<(T
     timeout(CONNECTION_DEADLINE, attempt).await.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
+/// Connects from source address number `n`, does the banner exchange and
+/// closes, within [`CONNECTION_DEADLINE`]; returns who answered and the time
+/// from just before connect() to the first reply byte.
+pub async fn timed_exchange(n: usize, target: SocketAddr) -> io::Result<(Reply, Duration)> {
+    let attempt = async {
+        let started = Instant::now();
+        let mut stream = connect(n, target).await?;
+        let (reply, first_byte) = exchange(&mut stream).await?;
+        Ok((reply, first_byte.duration_since(started)))
+    };
+    timeout(CONNECTION_DEADLINE, attempt).await.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
 /// Counts of how connections ended, shared by the generators' reports.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Tally {

@@ -1,13 +1,11 @@
 //! `latency`: one connection at a time, the time from just before connect()
 //! to the first reply byte of the banner exchange.
 
-use std::io;
 use std::net::SocketAddr;
 
 use serde::Serialize;
-use tokio::time::{Instant, timeout};
 
-use crate::client::{CONNECTION_DEADLINE, Reply, Tally, connect, exchange};
+use crate::client::{Reply, Tally, timed_exchange};
 
 #[derive(Debug, Serialize)]
 pub struct Latency {
@@ -23,11 +21,9 @@ pub async fn run(target: SocketAddr, count: usize) -> Latency {
     let mut samples = Vec::with_capacity(count);
     let mut tally = Tally::default();
     for n in 0..count {
-        let result = timeout(CONNECTION_DEADLINE, time_to_first_byte(n, target))
-            .await
-            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
-        if let Ok((Reply::Origin, micros)) = result {
-            samples.push(micros);
+        let result = timed_exchange(n, target).await;
+        if let Ok((Reply::Origin, first_reply)) = result {
+            samples.push(first_reply.as_secs_f64() * 1e6);
         }
         tally.record(&result.map(|(reply, _)| reply));
     }
@@ -42,15 +38,8 @@ pub async fn run(target: SocketAddr, count: usize) -> Latency {
     }
 }
 
-async fn time_to_first_byte(n: usize, target: SocketAddr) -> io::Result<(Reply, f64)> {
-    let started = Instant::now();
-    let mut stream = connect(n, target).await?;
-    let (reply, first_byte) = exchange(&mut stream).await?;
-    Ok((reply, first_byte.duration_since(started).as_secs_f64() * 1e6))
-}
-
 /// Nearest-rank percentile of sorted samples (0 when there are none).
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -1,4 +1,4 @@
-//! serve2-load: the origins and load generators `cargo xtask bench` drives.
+//! serve2-load: the origins and load generators `serve2-bench` drives.
 //!
 //! Every subcommand prints exactly one line of JSON on stdout (the origins
 //! print it once listening), so the harness can parse results and readiness
@@ -33,7 +33,8 @@ enum Command {
         #[arg(long, value_enum)]
         mode: OriginMode,
     },
-    /// New connections per second, each doing an SSH banner exchange.
+    /// New connections per second, each doing an SSH banner exchange, and
+    /// the time to first reply at that concurrency.
     Connrate {
         #[arg(long)]
         target: SocketAddr,
@@ -41,6 +42,9 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Stop after this many connections (SECONDS still bounds the run).
+        #[arg(long)]
+        connections: Option<usize>,
     },
     /// Time from connect() to the first reply byte, one connection at a time.
     Latency {
@@ -69,17 +73,21 @@ enum OriginMode {
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     // One connection at a time gains nothing from worker threads, only
-    // cross-thread wake-ups that would blur the latency being measured.
+    // cross-thread wake-ups that would blur the latency being measured. The
+    // banner origin is single-threaded too: the workload the connection
+    // rate is judged on is defined through a single-threaded origin.
     let mut runtime = match command {
-        Command::Latency { .. } => tokio::runtime::Builder::new_current_thread(),
+        Command::Latency { .. } | Command::Origin { mode: OriginMode::Banner, .. } => {
+            tokio::runtime::Builder::new_current_thread()
+        }
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(async {
         match command {
             Command::Origin { listen, mode } => origin::serve(listen, mode).await,
-            Command::Connrate { target, concurrency, seconds } => {
-                print_line(&connrate::run(target, concurrency.max(1), seconds).await)
+            Command::Connrate { target, concurrency, seconds, connections } => {
+                print_line(&connrate::run(target, concurrency.max(1), seconds, connections).await)
             }
             Command::Latency { target, count } => print_line(&latency::run(target, count).await),
             Command::Hold { target, count } => hold::run(target, count).await,

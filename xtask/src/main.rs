@@ -45,7 +45,8 @@ enum Task {
         args: Vec<String>,
     },
     /// Benchmark serve2d against direct connections, HAProxy and sslh
-    /// (writes target/bench/ and docs/PERFORMANCE.md).
+    /// (writes target/bench/ and docs/PERFORMANCE.md): installs and builds,
+    /// then runs `serve2-bench` with these arguments (`--help` for them).
     Bench(bench::BenchArgs),
     /// Fuzz every target (cargo-fuzz, nightly) for a few minutes each,
     /// seeded from tests/fixtures (writes target/fuzz/summary.md).
@@ -79,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             run(cargo().args(["test", "--workspace"]).args(args).env("SERVE2_REQUIRE_PEERS", "1"))?;
             fuzz::smoke()
         }
-        Task::Bench(args) => bench::run(&args),
+        Task::Bench(args) => bench::run_bench(&args),
         Task::Fuzz(args) => fuzz::fuzz(&args),
     }
 }

@@ -31,7 +31,7 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Debian packages `cargo xtask bench` measures against or drives.
-pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk"];
+pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk", "strace"];
 
 pub fn toolchain() -> anyhow::Result<()> {
     nightly_rust_src()?;

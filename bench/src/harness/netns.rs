@@ -6,18 +6,18 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::cmd::run;
+use crate::procs::run;
 
-/// Set in the environment of the re-executed xtask, inside the namespace.
+/// Set in the environment of the re-executed serve2-bench, inside the namespace.
 const MARKER: &str = "SERVE2_BENCH_NETNS";
 
 pub fn inside() -> bool {
     std::env::var_os(MARKER).is_some()
 }
 
-/// Runs this same xtask command again in a new network namespace.
+/// Runs this same command again in a new network namespace.
 pub fn reexec() -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let exe = std::env::current_exe().context("cannot find the serve2-bench executable")?;
     run(Command::new("unshare").arg("--net").arg("--").arg(exe).args(std::env::args_os().skip(1)).env(MARKER, "1"))
 }
 

@@ -1,79 +1,22 @@
-//! One (round, system) measurement: start the system, run every metric
-//! against it in a fixed order, stop it. A failing metric is recorded as a
-//! problem and counted as an error; the other metrics still run.
+//! One (round, system) measurement: start the system, run its metrics in a
+//! fixed order, stop it. A failing metric is recorded as a problem and
+//! counted as an error; the other metrics still run.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use serde::Serialize;
+use crate::configs::Backends;
+use crate::launch;
+use crate::origins::{self, Origins};
+use crate::plan::Plan;
+use crate::procfs::footprint;
+use crate::procs::Spawned;
+use crate::sample::{Sample, completed};
+use crate::systems::{Metrics, System};
+use crate::tools;
 
-use super::Plan;
-use super::configs::Backends;
-use super::origins::{self, Origins};
-use super::procs::Spawned;
-use super::sample::footprint;
-use super::systems::{self, System};
-use super::tools;
-
-/// Connections `connrate` keeps in flight.
-const CONCURRENCY: u32 = 16;
-
-/// Everything measured for one system in one round.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Sample {
-    pub round: u32,
-    pub system: String,
-    pub bulk_up_gbps: Option<f64>,
-    pub bulk_down_gbps: Option<f64>,
-    /// Proxy CPU seconds (all its processes) per 10⁹ bytes moved by both transfers.
-    pub cpu_s_per_gb: Option<f64>,
-    pub conns_per_sec: Option<f64>,
-    /// Time to first reply byte, from just before connect().
-    pub ttfr_p50_us: Option<f64>,
-    pub ttfr_p90_us: Option<f64>,
-    pub ttfr_p99_us: Option<f64>,
-    pub ttfr_mean_us: Option<f64>,
-    pub http_keepalive_rps: Option<f64>,
-    pub http_close_rps: Option<f64>,
-    pub idle_kib_per_conn: Option<f64>,
-    pub idle_fds_per_conn: Option<f64>,
-    pub held: Option<u64>,
-    pub errors: u64,
-    pub misroutes: u64,
-    /// Errors and misroutes per tool.
-    pub by_tool: BTreeMap<String, [u64; 2]>,
-    /// serve2-load's errors by tool and kind ("connrate TimedOut").
-    pub error_kinds: BTreeMap<String, u64>,
-    pub problems: Vec<String>,
-}
-
-impl Sample {
-    fn count(&mut self, tool: &str, errors: u64, misroutes: u64) {
-        self.errors += errors;
-        self.misroutes += misroutes;
-        let entry = self.by_tool.entry(tool.to_owned()).or_default();
-        entry[0] += errors;
-        entry[1] += misroutes;
-    }
-
-    /// Counts serve2-load's `errors` and `misroutes`.
-    fn count_load(&mut self, tool: &str, result: &serde_json::Value) {
-        let field = |key: &str| result[key].as_u64().unwrap_or(0);
-        self.count(tool, field("errors"), field("misroutes"));
-        for (kind, count) in result["error_kinds"].as_object().into_iter().flatten() {
-            *self.error_kinds.entry(format!("{tool} {kind}")).or_default() += count.as_u64().unwrap_or(0);
-        }
-    }
-
-    /// Records a metric that could not be measured.
-    fn check(&mut self, tool: &str, result: anyhow::Result<()>) {
-        if let Err(e) = result {
-            self.count(tool, 1, 0);
-            self.problems.push(format!("round {} {}: {tool}: {e:#}", self.round + 1, self.system));
-        }
-    }
-}
+/// Connections `connrate` keeps in flight: the workload's 16 clients.
+pub const CONCURRENCY: u32 = 16;
 
 pub fn system_round(plan: &Plan, origins: &Origins, system: System, round: u32) -> Sample {
     let mut sample = Sample { round, system: system.name().to_owned(), ..Sample::default() };
@@ -83,18 +26,41 @@ pub fn system_round(plan: &Plan, origins: &Origins, system: System, round: u32) 
 }
 
 fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) -> anyhow::Result<()> {
+    let all = system.spec().metrics == Metrics::All;
     let (iperf, _iperf_server) = origins::start_iperf(plan)?;
     let backends = Backends { banner: origins.banner, http: origins.http, iperf };
     // Dropped (stopped) before the iperf3 server it forwards to.
-    let running = systems::start(system, backends, plan)?;
+    let running = launch::start(system, backends, plan, &format!("r{}", sample.round + 1))?;
     let proxy = running.proxy.as_ref();
     let to = running.targets;
-    let result = bulk(plan, to.iperf, proxy, sample);
-    sample.check("iperf3", result);
-    let result = connrate(plan, to.banner, sample);
+    if all {
+        let result = bulk(plan, to.iperf, proxy, sample);
+        sample.check("iperf3", result);
+    }
+    // The log is counted around the two runs that make short connections
+    // and nothing else, from when the lines of those before are all in.
+    let lines_before = running.log.as_ref().map(|log| log.quiet_count());
+    let mut made = 0;
+    let result = connrate(plan, to.banner, sample).map(|n| made += n);
     sample.check("connrate", result);
-    let result = latency(plan, to.banner, sample);
+    let result = latency(plan, to.banner, sample).map(|n| made += n);
     sample.check("latency", result);
+    if let (Some(log), Some(before)) = (&running.log, lines_before) {
+        sample.log_lines = Some(log.settled_count(before + made) - before);
+        sample.logged_connections = Some(made);
+        if sample.log_short() == Some(true) {
+            sample.problems.push(format!(
+                "round {} {}: {} connection lines logged for {made} connections (see work/{})",
+                sample.round + 1,
+                sample.system,
+                sample.log_lines.unwrap_or(0),
+                log.path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    if !all {
+        return Ok(());
+    }
     for close in [false, true] {
         let result = http(plan, to.http, close, sample);
         sample.check(if close { "wrk-close" } else { "wrk-keepalive" }, result);
@@ -119,7 +85,8 @@ fn bulk(plan: &Plan, port: u16, proxy: Option<&Spawned>, sample: &mut Sample) ->
     Ok(())
 }
 
-fn connrate(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<()> {
+/// The headline workload; returns the connections it completed.
+fn connrate(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<u64> {
     let args = load_args(
         "connrate",
         port,
@@ -128,10 +95,13 @@ fn connrate(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<()> {
     let result = tools::load(&plan.load, &args, Duration::from_secs(plan.seconds))?;
     sample.count_load("connrate", &result);
     sample.conns_per_sec = result["conns_per_sec"].as_f64();
-    Ok(())
+    sample.load_ttfr_p50_us = result["ttfr_p50_us"].as_f64();
+    sample.load_ttfr_p99_us = result["ttfr_p99_us"].as_f64();
+    Ok(completed(&result))
 }
 
-fn latency(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<()> {
+/// One connection at a time; returns the connections it completed.
+fn latency(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<u64> {
     let args = load_args("latency", port, &["--count", &plan.latency_count.to_string()]);
     // Sequential connections of well under a millisecond each.
     let result = tools::load(&plan.load, &args, Duration::from_secs(60))?;
@@ -140,7 +110,7 @@ fn latency(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<()> {
     sample.ttfr_p90_us = result["p90_us"].as_f64();
     sample.ttfr_p99_us = result["p99_us"].as_f64();
     sample.ttfr_mean_us = result["mean_us"].as_f64();
-    Ok(())
+    Ok(completed(&result))
 }
 
 fn http(plan: &Plan, port: u16, close: bool, sample: &mut Sample) -> anyhow::Result<()> {
@@ -177,7 +147,7 @@ fn idle(plan: &Plan, port: u16, proxy: &Spawned, sample: &mut Sample) -> anyhow:
     Ok(())
 }
 
-fn load_args(command: &str, port: u16, rest: &[&str]) -> Vec<String> {
+pub fn load_args(command: &str, port: u16, rest: &[&str]) -> Vec<String> {
     let mut args = vec![command.to_owned(), "--target".to_owned(), format!("127.0.0.1:{port}")];
     args.extend(rest.iter().map(|arg| (*arg).to_owned()));
     args

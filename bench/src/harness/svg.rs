@@ -4,9 +4,10 @@
 
 use std::fmt::Write;
 
-use super::report::Results;
+use crate::report::Results;
 
-const COLOURS: [&str; 8] = ["#4e79a7", "#59a14f", "#9c755f", "#f28e2b", "#e15759", "#b07aa1", "#76b7b2", "#edc948"];
+const COLOURS: [&str; 10] =
+    ["#4e79a7", "#59a14f", "#9c755f", "#f28e2b", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac"];
 const BAR: f64 = 18.0;
 const GROUP_GAP: f64 = 34.0;
 /// Wide enough for the longest group label.
@@ -56,7 +57,7 @@ pub fn ratios(results: &Results) -> String {
         svg,
         r#"<text x="{LEFT}" y="18" font-size="14" font-weight="bold">Ratio to direct, higher is better (TTFR: direct ÷ system) — {}, {} × {} s</text>"#,
         results.date,
-        super::report::rounds(results.rounds),
+        crate::stats::rounds(results.rounds),
         results.seconds
     );
     for (i, summary) in systems.iter().enumerate() {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::cgroup::Cgroup;
-use super::sample;
+use crate::cgroup::Cgroup;
+use crate::procfs;
 
 #[derive(Debug)]
 pub struct Spawned {
@@ -39,24 +39,63 @@ impl Spawned {
     /// `work/NAME.stderr` for diagnosis. Stdin is piped when `stdin` is set.
     pub fn start(
         name: &str,
-        mut command: Command,
+        command: Command,
         group: Option<Cgroup>,
         stdin: bool,
         work: &Path,
     ) -> anyhow::Result<Self> {
+        Self::spawn(name, command, group, stdin, None, work)
+    }
+
+    /// Starts `command` like [`Spawned::start`], with its stdout appended
+    /// to `file` instead (HAProxy's `log stdout`): no stdout lines to wait for.
+    pub fn start_writing_to(
+        name: &str,
+        command: Command,
+        group: Option<Cgroup>,
+        file: &Path,
+        work: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(name, command, group, false, Some(file), work)
+    }
+
+    fn spawn(
+        name: &str,
+        mut command: Command,
+        group: Option<Cgroup>,
+        stdin: bool,
+        stdout_file: Option<&Path>,
+        work: &Path,
+    ) -> anyhow::Result<Self> {
         let stderr = File::create(work.join(format!("{name}.stderr")))?;
-        command.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(stderr);
+        let stdout = match stdout_file {
+            Some(path) => Stdio::from(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => Stdio::piped(),
+        };
+        command.stdin(if stdin { Stdio::piped() } else { Stdio::null() }).stdout(stdout).stderr(stderr);
         let mut child = command.spawn().with_context(|| format!("cannot start {name} ({command:?})"))?;
-        let stdout = child.stdout.take().context("stdout")?;
         let (sender, lines) = mpsc::channel();
-        // Reads to the end even when nobody listens any more, so the process
-        // never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
+        if let Some(stdout) = child.stdout.take() {
+            // Reads to the end even when nobody listens any more, so the
+            // process never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = sender.send(line);
+                }
+            });
+        }
         Ok(Spawned { name: name.to_owned(), stdin: child.stdin.take(), child, lines, group })
+    }
+
+    /// The process id of the program started (the cgroup wrapper execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits, at most `limit`, for a stdout line satisfying `ready`.
@@ -77,14 +116,14 @@ impl Spawned {
 
     /// Whether the process still runs (a crashed proxy must not be measured).
     pub fn is_running(&self) -> bool {
-        sample::is_running(self.child.id())
+        procfs::is_running(self.child.id())
     }
 
     /// Every process of this one: the cgroup's, or the live process tree.
     pub fn pids(&self) -> Vec<u32> {
         match &self.group {
             Some(group) => group.pids(),
-            None => sample::process_tree(self.child.id()),
+            None => procfs::process_tree(self.child.id()),
         }
     }
 
@@ -92,7 +131,7 @@ impl Spawned {
     pub fn cpu_seconds(&self) -> f64 {
         match self.group.as_ref().and_then(Cgroup::cpu_seconds) {
             Some(seconds) => seconds,
-            None => sample::tree_cpu_seconds(&self.pids()),
+            None => procfs::tree_cpu_seconds(&self.pids()),
         }
     }
 
@@ -121,7 +160,7 @@ impl Drop for Spawned {
             Some(group) => group.kill(),
             None => {
                 let forks: Vec<String> =
-                    sample::process_tree(self.child.id()).iter().skip(1).map(u32::to_string).collect();
+                    procfs::process_tree(self.child.id()).iter().skip(1).map(u32::to_string).collect();
                 if !forks.is_empty() {
                     let _ = Command::new("kill").arg("-KILL").args(forks).status();
                 }
@@ -135,4 +174,21 @@ impl Drop for Spawned {
 /// A port nothing listens on now: bound with port 0, then released.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Runs `command`, echoing it first; fails unless it exits 0.
+pub fn run(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("+ {command:?}");
+    let status = command.status().with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `command` quietly and returns its stdout, or `None` if it could not
+/// run or failed.
+pub fn output(command: &mut Command) -> Option<String> {
+    let output = command.stderr(Stdio::null()).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::Plan;
-use super::procs::{Spawned, free_port};
+use crate::plan::Plan;
+use crate::procs::{Spawned, free_port};
 
 /// How long a freshly started origin may take to listen.
 const START_LIMIT: Duration = Duration::from_secs(10);

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::cmd::output;
+use crate::procs::output;
 
 /// Memory and descriptors of a set of processes at one moment.
 #[derive(Debug, Clone, Copy, Default)]
