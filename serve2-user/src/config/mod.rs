@@ -12,6 +12,8 @@ pub mod raw;
 mod routes;
 mod schema;
 mod steer;
+mod udp;
+mod udp_schema;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,7 @@ pub use error::{ConfigError, JsonPath, Problem, Segment};
 pub use protocols::{BUILTIN_KINDS, kinds};
 pub use schema::{SCHEMA_TITLE, schema};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
+pub use udp::{RawUdp, RawUdpProtocol, UDP_ROUTE_KEYS, UdpConfig, UdpRouteConf, UdpSteer};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
 use crate::relay::{RelayLimits, RelayMode};
@@ -83,6 +86,9 @@ pub struct Config {
     pub run_as: Option<crate::privileges::RunAs>,
     /// Where the Prometheus metrics endpoint listens (`metrics`), if anywhere.
     pub metrics: Option<ListenAddress>,
+    /// UDP flows: `udpAddress`, `steer.udpPorts`, the top-level `udp` block
+    /// (policies have theirs), `maxFlows`, `maxFlowsPerSource`.
+    pub udp: UdpConfig,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -104,7 +110,7 @@ impl Config {
         let set = |name: &str, set: &ProtocolSet| metrics.map_or_else(|| set.clone(), |m| m.instrument(name, set));
         let mut router =
             crate::Router::new(set(crate::metrics::TOP_POLICY, &self.protocols)).with_limits(self.connection_limits);
-        for policy in &self.policies {
+        for policy in self.policies.iter().filter(|p| p.serves_tcp()) {
             router.add_policy(policy.ports.iter(), set(&policy.name, &policy.protocols))?;
         }
         Ok(router)
@@ -126,7 +132,7 @@ impl Config {
 
     /// Checks configuration text; `file` is only used in messages.
     pub fn parse(file: &Path, source: &str) -> Result<Self, ConfigError> {
-        let mut checker = Checker { source, problems: Vec::new(), targets: Vec::new() };
+        let mut checker = Checker { source, problems: Vec::new(), targets: Vec::new(), udp_targets: Vec::new() };
         let config = checker.config(file, source);
         match config {
             Some(config) if checker.problems.is_empty() => Ok(config),
@@ -145,6 +151,8 @@ struct Checker<'s> {
     problems: Vec<Problem>,
     /// Every dial target seen, to check against steering at the end.
     targets: Vec<(JsonPath, String)>,
+    /// Every UDP target seen, to check against UDP steering at the end.
+    udp_targets: Vec<(JsonPath, String)>,
 }
 
 impl<'s> Checker<'s> {
@@ -231,23 +239,33 @@ impl<'s> Checker<'s> {
             }
         };
         let mut steer = raw.steer.as_ref().map(|raw| self.steer(raw));
-        let policies = self.policies(&raw, steer.as_ref(), limits, shared);
+        let udp_steer = raw.steer.as_ref().zip(steer.as_ref()).map(|(raw, steer)| self.udp_steer(raw, steer));
+        let policies = self.policies(&raw, steer.as_ref(), udp_steer.as_ref(), limits, shared);
         // With steering and no plain listener, top-level protocols are only
-        // needed for steered ports no policy owns.
-        let owned = policies.iter().fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
-        let top_level_needed =
-            raw.address.is_some() || steer.as_ref().is_none_or(|s| !s.configured().difference(&owned).is_empty());
+        // needed for steered ports no policy owns (a UDP-only configuration
+        // needs none).
+        let owned = policies
+            .iter()
+            .filter(|p| p.serves_tcp())
+            .fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
+        let top_level_needed = raw.address.is_some()
+            || steer.as_ref().map_or(raw.udp_address.is_none(), |s| !s.configured().difference(&owned).is_empty());
         let routes = routes::RawRoutes {
             forward: raw.forward.as_ref(),
             on_timeout: raw.on_timeout.as_ref(),
             accept_proxy: raw.accept_proxy.as_deref(),
         };
         let protocols = self.routed_set(&root, &raw.protocols, &routes, limits, shared, !top_level_needed);
-        if raw.address.is_none() && steer.is_none() {
-            self.problem(root.clone(), "address or steer is required (for example \"address\": \":8080\")".into());
+        if raw.address.is_none() && steer.is_none() && raw.udp_address.is_none() {
+            let message = "address or steer is required (for example \"address\": \":8080\"; udpAddress for UDP only)";
+            self.problem(root.clone(), message.into());
         }
+        let mut udp = self.udp_config(&raw, udp_steer, &policies, detect_timeout);
         if let Some(steer) = &mut steer {
             self.no_loops(steer);
+        }
+        if let Some(udp_steer) = &mut udp.steer {
+            self.udp_no_loops(udp_steer);
         }
         let metrics = raw.metrics.as_deref().and_then(|address| {
             parse_listen_address(address).map_err(|message| self.problem(root.key("metrics"), message)).ok()
@@ -281,6 +299,7 @@ impl<'s> Checker<'s> {
             },
             run_as: self.run_as(&root, raw.user.as_ref(), raw.group.as_ref()),
             metrics,
+            udp,
         })
     }
 

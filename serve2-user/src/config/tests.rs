@@ -71,7 +71,7 @@ fn unknown_keys_are_refused_with_their_path() {
     assert_eq!(
         problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}"),
         "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`, `logFormat`, \
-         `detectTimeout`, `connectTimeout`, `stallTimeout`, `idleTimeout`, `protocols`, `steer`, `policies`, `control`, `relay`, `workers`, `shutdownTimeout`, `maxConnections`, `maxDetecting`, `user`, `group`, `forward`, `onTimeout`, `acceptProxy`, `metrics`"
+         `detectTimeout`, `connectTimeout`, `stallTimeout`, `idleTimeout`, `protocols`, `steer`, `policies`, `control`, `relay`, `workers`, `shutdownTimeout`, `maxConnections`, `maxDetecting`, `user`, `group`, `forward`, `onTimeout`, `acceptProxy`, `metrics`, `udpAddress`, `udp`, `maxFlows`, `maxFlowsPerSource`"
     );
     let error = problem(
         "{\"address\": \":80\", \"protocols\": [\n  {\"kind\": \"proxy\", \"conf\": {\"magic\": \"SSH\", \"target\": \"h:22\", \"tagret\": 1}}]}",
