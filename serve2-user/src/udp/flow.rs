@@ -219,7 +219,7 @@ impl Flow {
         let ms = (self.started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let end = end.as_str();
         self.span.in_scope(|| {
-            tracing::info!(target: "serve2::udp", kind, target, up_datagrams, up, down_datagrams, down, ms, end, "udp flow");
+            tracing::info!(target: "serve2::udp", kind = %kind, target = %target, up_datagrams, up, down_datagrams, down, ms, end = %end, "udp flow");
         });
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod plan;
 mod reply;
 pub mod router;
+mod routing;
 pub mod server;
 pub mod set;
 pub mod socket;

@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Weak};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::SockRef;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -84,7 +84,7 @@ impl ReplySockets {
         if let Some(socket) = self.bound.get(&dialled).and_then(Weak::upgrade) {
             return Ok(socket);
         }
-        let socket = Arc::new(UdpSocket::from_std(bind_reply(dialled)?)?);
+        let socket = Arc::new(UdpSocket::from_std(super::socket::bind_reply(dialled)?)?);
         let reader = tokio::spawn(read_strays(socket.clone(), dialled, self.strays.clone())).abort_handle();
         let reply = Arc::new(ReplySocket { socket, reader });
         self.bound.insert(dialled, Arc::downgrade(&reply));
@@ -95,28 +95,6 @@ impl ReplySockets {
     pub fn prune(&mut self) {
         self.bound.retain(|_, socket| socket.strong_count() > 0);
     }
-}
-
-/// Binds an unconnected socket to `dialled`.
-///
-/// SO_REUSEADDR lets it share the port with serve2's own backend-facing
-/// sockets: under `"all"` a client may dial a port in the ephemeral range
-/// that one of them holds. Those set SO_REUSEADDR only once connected
-/// (`super::server::upstream_socket`), so two of them never share an
-/// ephemeral port (and a 4-tuple) with each other. IP_FREEBIND: the address
-/// may be one the kernel treats as local through a route, not an interface.
-fn bind_reply(dialled: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let socket = Socket::new(Domain::for_address(dialled), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    if dialled.is_ipv6() {
-        socket.set_only_v6(true)?;
-        socket.set_freebind_v6(true)?;
-    } else {
-        socket.set_freebind_v4(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&dialled.into())?;
-    Ok(socket.into())
 }
 
 /// Hands what arrives on a reply socket to the dispatcher (see the module

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,10 +17,10 @@ use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::flow::{Buffer, Flow, FlowEnd, FlowKey, FlowShared, FlowState, OpenFlow, Traffic};
-use super::reply::{ReplyPath, ReplySockets, Stray};
+use super::flow::{Buffer, Flow, FlowEnd, FlowKey, FlowShared, FlowState, Traffic};
+use super::reply::{ReplySockets, Stray};
 use super::router::UdpRouter;
-use super::set::{Decision, UdpRoute};
+use super::set::Decision;
 use super::socket::{BATCH, RecvBatch};
 use super::stats::{DropReason, SharedStats, UdpStats, UdpStatus};
 
@@ -112,28 +112,28 @@ impl UdpServer {
 }
 
 /// A resolved target: (flow key, flow id, first address or the error).
-type Resolved = (FlowKey, u64, std::io::Result<SocketAddr>);
+pub(super) type Resolved = (FlowKey, u64, std::io::Result<SocketAddr>);
 
-struct Dispatcher {
-    socket: Arc<UdpSocket>,
-    ipv6_socket: bool,
+pub(super) struct Dispatcher {
+    pub(super) socket: Arc<UdpSocket>,
+    pub(super) ipv6_socket: bool,
     /// The socket's own address: the dialled address of a datagram whose
     /// header did not say (never seen in practice).
-    fallback_dialled: Option<SocketAddr>,
-    steered: bool,
-    router: Arc<ArcSwap<UdpRouter>>,
-    stats: SharedStats,
-    table: super::table::FlowTable,
+    pub(super) fallback_dialled: Option<SocketAddr>,
+    pub(super) steered: bool,
+    pub(super) router: Arc<ArcSwap<UdpRouter>>,
+    pub(super) stats: SharedStats,
+    pub(super) table: super::table::FlowTable,
     /// Detection deadlines, earliest first (stale entries skipped).
-    deadlines: BinaryHeap<Reverse<(tokio::time::Instant, u64, FlowKey)>>,
-    replies: ReplySockets,
-    resolved_tx: mpsc::UnboundedSender<Resolved>,
-    clock: Instant,
-    next_id: u64,
+    pub(super) deadlines: BinaryHeap<Reverse<(tokio::time::Instant, u64, FlowKey)>>,
+    pub(super) replies: ReplySockets,
+    pub(super) resolved_tx: mpsc::UnboundedSender<Resolved>,
+    pub(super) clock: Instant,
+    pub(super) next_id: u64,
     /// Header plus datagram, for routes with `proxyProtocol`.
-    scratch: Vec<u8>,
+    pub(super) scratch: Vec<u8>,
     /// The second of the last warning, per drop reason.
-    warned_at: [u64; DropReason::ALL.len()],
+    pub(super) warned_at: [u64; DropReason::ALL.len()],
 }
 
 impl Dispatcher {
@@ -207,7 +207,7 @@ impl Dispatcher {
 
     /// Counts a dropped datagram; warns at most once a second per reason
     /// for the limits.
-    fn dropped(&mut self, reason: DropReason) {
+    pub(super) fn dropped(&mut self, reason: DropReason) {
         let total = self.stats.dropped.count(reason);
         if matches!(reason, DropReason::TableFull | DropReason::SourceFull | DropReason::NoPolicy) {
             let second = self.clock.elapsed().as_secs();
@@ -289,7 +289,7 @@ impl Dispatcher {
     /// more will be buffered); routes or drops it once they decide.
     /// `overflow` is a datagram that did not fit: sent after the buffered
     /// ones if the flow is routed.
-    fn judge(&mut self, key: &FlowKey, last: bool, overflow: Option<&[u8]>) {
+    pub(super) fn judge(&mut self, key: &FlowKey, last: bool, overflow: Option<&[u8]>) {
         let Some(flow) = self.table.get(key) else { return };
         let FlowState::Detecting(buffer) = &flow.state else { return };
         let decision = flow.policy.set.decide(&buffer.views(), last);
@@ -298,107 +298,6 @@ impl Dispatcher {
             Some((protocol, route)) => self.route(key, protocol, route.clone(), overflow),
             None if decision == Decision::Undetected => self.end(key, FlowEnd::Undetected),
             None => {}
-        }
-    }
-
-    /// Routes a decided flow: at once for an address, after resolving a name.
-    fn route(&mut self, key: &FlowKey, protocol: &str, route: UdpRoute, overflow: Option<&[u8]>) {
-        let Some(flow) = self.table.get_mut(key) else { return };
-        flow.protocol = Some(protocol.to_owned());
-        flow.target = Some(route.target.clone());
-        let FlowState::Detecting(buffer) = std::mem::replace(&mut flow.state, FlowState::Detecting(Buffer::default()))
-        else {
-            return;
-        };
-        let mut datagrams = buffer.into_datagrams();
-        datagrams.extend(overflow.map(<[u8]>::to_vec));
-        if let Ok(address) = route.target.parse::<SocketAddr>() {
-            return self.open(key, address, &route, datagrams);
-        }
-        let mut buffer = Buffer::default();
-        for datagram in &datagrams {
-            buffer.push(datagram);
-        }
-        flow.state = FlowState::Resolving(buffer, route.clone());
-        let (id, tx, key) = (flow.id, self.resolved_tx.clone(), *key);
-        tokio::spawn(async move {
-            let address = match tokio::net::lookup_host(&route.target).await {
-                Ok(mut addresses) => addresses.next().ok_or_else(|| std::io::Error::other("no address")),
-                Err(e) => Err(e),
-            };
-            let _ = tx.send((key, id, address));
-        });
-    }
-
-    fn resolved(&mut self, key: FlowKey, id: u64, address: std::io::Result<SocketAddr>) {
-        let Some(flow) = self.table.get_mut(&key).filter(|f| f.id == id) else { return };
-        let FlowState::Resolving(..) = &flow.state else { return };
-        let FlowState::Resolving(buffer, route) =
-            std::mem::replace(&mut flow.state, FlowState::Detecting(Buffer::default()))
-        else {
-            return;
-        };
-        match address {
-            Ok(address) => self.open(&key, address, &route, buffer.into_datagrams()),
-            Err(e) => {
-                flow.span.in_scope(|| tracing::warn!(target = %route.target, error = %e, "udp: cannot resolve target"));
-                self.end(&key, FlowEnd::BackendError);
-            }
-        }
-    }
-
-    /// Connects the flow's backend socket, starts its replies, and sends
-    /// `datagrams` (the buffered ones, in order).
-    fn open(&mut self, key: &FlowKey, backend: SocketAddr, route: &UdpRoute, datagrams: Vec<Vec<u8>>) {
-        let reply = if self.steered {
-            match self.replies.for_dialled(key.dialled) {
-                Ok(socket) => ReplyPath::Bound(socket),
-                Err(e) => {
-                    self.in_span(
-                        key,
-                        |dialled| tracing::warn!(%dialled, error = %e, "udp: cannot bind a reply socket"),
-                    );
-                    return self.end(key, FlowEnd::ReplySocket);
-                }
-            }
-        } else {
-            ReplyPath::Main { socket: self.socket.clone(), ipv6_socket: self.ipv6_socket, from: key.dialled.ip() }
-        };
-        let upstream = match upstream_socket(backend).and_then(UdpSocket::from_std) {
-            Ok(upstream) => Arc::new(upstream),
-            Err(e) => {
-                self.in_span(key, |_| tracing::warn!(%backend, error = %e, "udp: cannot reach the backend"));
-                return self.end(key, FlowEnd::BackendError);
-            }
-        };
-        let Some(flow) = self.table.get_mut(key) else { return };
-        let replies = super::flow::relay_replies(
-            upstream.clone(),
-            reply,
-            key.client,
-            flow.shared.clone(),
-            self.clock,
-            self.stats.clone(),
-        );
-        let replies = tokio::spawn(tracing::Instrument::instrument(replies, flow.span.clone())).abort_handle();
-        let header = route.proxy_header.then(|| super::header::datagram_header(key.client, key.dialled));
-        let open = OpenFlow { upstream, header, replies };
-        let mut failed = 0;
-        for datagram in &datagrams {
-            if open.send(datagram, &mut self.scratch).is_err() {
-                failed += 1;
-            }
-        }
-        flow.state = FlowState::Open(open);
-        for _ in 0..failed {
-            self.dropped(DropReason::SendFailed);
-        }
-    }
-
-    fn in_span(&self, key: &FlowKey, log: impl FnOnce(SocketAddr)) {
-        match self.table.get(key) {
-            Some(flow) => flow.span.in_scope(|| log(key.dialled)),
-            None => log(key.dialled),
         }
     }
 
@@ -427,7 +326,7 @@ impl Dispatcher {
     }
 
     /// Removes a flow: its summary line, its counts, its sockets closed.
-    fn end(&mut self, key: &FlowKey, end: FlowEnd) {
+    pub(super) fn end(&mut self, key: &FlowKey, end: FlowEnd) {
         let Some(flow) = self.table.remove(key) else { return };
         if end == FlowEnd::Undetected
             && let FlowState::Detecting(buffer) = &flow.state
@@ -447,20 +346,4 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// A socket connected to `backend` from an ephemeral port.
-///
-/// SO_REUSEADDR is set only after the port is taken: set before, two
-/// backend sockets could be given the same ephemeral port and, to one
-/// backend, share a 4-tuple; set after, a reply socket may still bind the
-/// same port for a client that dialled it (see [`super::reply`]).
-pub(super) fn upstream_socket(backend: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let any: SocketAddr =
-        if backend.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = std::net::UdpSocket::bind(any)?;
-    socket.connect(backend)?;
-    socket.set_nonblocking(true)?;
-    socket2::SockRef::from(&socket).set_reuse_address(true)?;
-    Ok(socket)
 }

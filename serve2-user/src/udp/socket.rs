@@ -59,6 +59,44 @@ fn prepare(socket: &Socket, ipv6: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Binds an unconnected socket to `dialled`.
+///
+/// SO_REUSEADDR lets it share the port with serve2's own backend-facing
+/// sockets: under `"all"` a client may dial a port in the ephemeral range
+/// that one of them holds. Those set SO_REUSEADDR only once connected
+/// ([`upstream_socket`]), so two of them never share an
+/// ephemeral port (and a 4-tuple) with each other. IP_FREEBIND: the address
+/// may be one the kernel treats as local through a route, not an interface.
+pub fn bind_reply(dialled: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(dialled), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if dialled.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)?;
+    } else {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&dialled.into())?;
+    Ok(socket.into())
+}
+
+/// A socket connected to `backend` from an ephemeral port.
+///
+/// SO_REUSEADDR is set only after the port is taken: set before, two
+/// backend sockets could be given the same ephemeral port and, to one
+/// backend, share a 4-tuple; set after, a reply socket may still bind the
+/// same port for a client that dialled it (see [`bind_reply`]).
+pub fn upstream_socket(backend: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let any: SocketAddr =
+        if backend.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    let socket = std::net::UdpSocket::bind(any)?;
+    socket.connect(backend)?;
+    socket.set_nonblocking(true)?;
+    socket2::SockRef::from(&socket).set_reuse_address(true)?;
+    Ok(socket)
+}
+
 /// Sets an integer socket option to 1.
 pub(super) fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
     let one: libc::c_int = 1;
