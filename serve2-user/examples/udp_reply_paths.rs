@@ -56,6 +56,10 @@ fn measure(flows: usize) -> anyhow::Result<()> {
     }
     let flow_client = UdpSocket::bind("127.0.0.2:20000")?;
     let new_client = UdpSocket::bind("127.0.0.3:0")?;
+    // Flow 0's backend and its backend-facing socket, the same for both.
+    let backend = UdpSocket::bind("127.0.0.4:0")?;
+    let upstream = UdpSocket::bind("127.0.0.1:0")?;
+    upstream.connect(backend.local_addr()?)?;
     let payload = [0x5au8; 100];
     let mut buf = [0u8; 2048];
 
@@ -75,6 +79,19 @@ fn measure(flows: usize) -> anyhow::Result<()> {
     // Its reply, `send` on the connected socket.
     let reply_connected = per_datagram(|| {
         per_flow[0].send(&payload)?;
+        flow_client.recv(&mut buf)?;
+        Ok(())
+    })?;
+    // The whole flow path, one round trip (client → serve2 → backend →
+    // serve2 → client: four datagrams), system calls only.
+    let trip_per_flow = per_datagram(|| {
+        flow_client.send_to(&payload, dialled)?;
+        let n = per_flow[0].recv(&mut buf)?;
+        upstream.send(&buf[..n])?;
+        let (n, from) = backend.recv_from(&mut buf)?;
+        backend.send_to(&buf[..n], from)?;
+        let n = upstream.recv(&mut buf)?;
+        per_flow[0].send(&buf[..n])?;
         flow_client.recv(&mut buf)?;
         Ok(())
     })?;
@@ -99,9 +116,25 @@ fn measure(flows: usize) -> anyhow::Result<()> {
         flow_client.recv(&mut buf)?;
         Ok(())
     })?;
+    // Steered, the kernel hands the flow's datagrams to `main` and `reply`
+    // gets none; unsteered (here) the bound reply socket would take them:
+    // the round trip receives on `reply` to stand for `main`.
+    let trip_shared = per_datagram(|| {
+        flow_client.send_to(&payload, dialled)?;
+        let (n, from) = reply.recv_from(&mut buf)?;
+        std::hint::black_box(table.get(&from));
+        upstream.send(&buf[..n])?;
+        let (n, from) = backend.recv_from(&mut buf)?;
+        backend.send_to(&buf[..n], from)?;
+        let n = upstream.recv(&mut buf)?;
+        reply.send_to(&buf[..n], flow_client.local_addr()?)?;
+        flow_client.recv(&mut buf)?;
+        Ok(())
+    })?;
     println!(
-        "{flows:>5} flows on {dialled}: per-flow: new flow {new_flow:.2} µs, flow {flow:.2} µs, reply {reply_connected:.2} µs; \
-         shared: in {shared_in:.2} µs (recvmmsg x{BATCH}: {shared_in_batched:.2} µs), reply {reply_sendto:.2} µs"
+        "{flows:>5} flows on {dialled}: per-flow: new flow {new_flow:.2} µs, flow {flow:.2} µs, reply {reply_connected:.2} µs, \
+         round trip {trip_per_flow:.2} µs; shared: in {shared_in:.2} µs (recvmmsg x{BATCH}: {shared_in_batched:.2} µs), \
+         reply {reply_sendto:.2} µs, round trip {trip_shared:.2} µs"
     );
     Ok(())
 }

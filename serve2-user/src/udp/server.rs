@@ -281,8 +281,12 @@ impl Dispatcher {
         };
         let full = matches!(&flow.state, FlowState::Detecting(b) if b.is_full());
         self.table.insert(key, flow);
-        self.deadlines.push(Reverse((deadline, self.next_id, key)));
         self.judge(&key, full, None);
+        // Most flows are decided by their first datagram: only the others
+        // wait on a deadline.
+        if self.table.get(&key).is_some_and(|f| matches!(f.state, FlowState::Detecting(_))) {
+            self.deadlines.push(Reverse((deadline, self.next_id, key)));
+        }
     }
 
     /// Asks the flow's protocols about its buffered datagrams (`last`: no
@@ -296,7 +300,12 @@ impl Dispatcher {
         let policy = flow.policy.clone();
         match policy.set.route_of(decision) {
             Some((protocol, route)) => self.route(key, protocol, route.clone(), overflow),
-            None if decision == Decision::Undetected => self.end(key, FlowEnd::Undetected),
+            None if decision == Decision::Undetected => {
+                if overflow.is_some() {
+                    self.stats.dropped.count(DropReason::Undetected);
+                }
+                self.end(key, FlowEnd::Undetected);
+            }
             None => {}
         }
     }
