@@ -65,7 +65,9 @@ fn status_shows_udp_flows_per_policy_and_each_flow_ends_with_a_summary_line() {
         unmatched.send_to(b"nope", addr).await.unwrap();
         let line = daemon.wait_for_line("udp flow").await;
         let unmatched_at = unmatched.local_addr().unwrap();
-        for field in [format!("client={unmatched_at}"), format!("dialled={addr}"), "end=undetected".into()] {
+        for field in
+            [format!("client={unmatched_at}"), format!("dialled={addr}"), "via=-".into(), "end=undetected".into()]
+        {
             assert!(line.contains(&field), "{field} in {line}");
         }
         let status = status_json_until(dir.path(), |s| s["udp"]["policies"][0]["undetected"] == 1).await;
@@ -84,7 +86,9 @@ fn status_shows_udp_flows_per_policy_and_each_flow_ends_with_a_summary_line() {
         // SAFETY: a signal to the child this test started.
         unsafe { libc::kill(daemon.pid() as i32, libc::SIGTERM) };
         let line = daemon.wait_for_line("udp flow").await;
-        for field in ["kind=prefix", "up_datagrams=1", "down_datagrams=1", "up=2", "down=4", "end=shutdown"] {
+        for field in
+            ["kind=prefix", "via=match", "up_datagrams=1", "down_datagrams=1", "up=2", "down=4", "end=shutdown"]
+        {
             assert!(line.contains(field), "{field} in {line}");
         }
         assert!(line.contains(&format!("target={}", backend.addr)), "{line}");

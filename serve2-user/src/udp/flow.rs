@@ -173,6 +173,9 @@ pub(super) struct Flow {
     /// The protocol that took the flow (a kind, the default's kind, or
     /// `forward`), once decided.
     pub protocol: Option<String>,
+    /// How it was decided: `match`, `default` (nothing matched), `forward`,
+    /// or `-` (not decided: dropped undetected, or still detecting).
+    pub via: &'static str,
     pub target: Option<String>,
     pub from_client: Traffic,
     pub shared: Arc<FlowShared>,
@@ -219,7 +222,7 @@ impl Flow {
         let ms = (self.started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let end = end.as_str();
         self.span.in_scope(|| {
-            tracing::info!(target: "serve2::udp", kind = %kind, target = %target, up_datagrams, up, down_datagrams, down, ms, end = %end, "udp flow");
+            tracing::info!(target: "serve2::udp", kind = %kind, via = %self.via, target = %target, up_datagrams, up, down_datagrams, down, ms, end = %end, "udp flow");
         });
     }
 }

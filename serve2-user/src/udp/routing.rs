@@ -15,9 +15,17 @@ use super::stats::DropReason;
 
 impl Dispatcher {
     /// Routes a decided flow: at once for an address, after resolving a name.
-    pub(super) fn route(&mut self, key: &FlowKey, protocol: &str, route: UdpRoute, overflow: Option<&[u8]>) {
+    pub(super) fn route(
+        &mut self,
+        key: &FlowKey,
+        protocol: &str,
+        via: &'static str,
+        route: UdpRoute,
+        overflow: Option<&[u8]>,
+    ) {
         let Some(flow) = self.table.get_mut(key) else { return };
         flow.protocol = Some(protocol.to_owned());
+        flow.via = via;
         flow.target = Some(route.target.clone());
         let FlowState::Detecting(buffer) = std::mem::replace(&mut flow.state, FlowState::Detecting(Buffer::default()))
         else {

@@ -275,6 +275,7 @@ impl Dispatcher {
             started: Instant::now(),
             span,
             protocol: None,
+            via: "-",
             target: None,
             from_client,
             shared,
@@ -299,7 +300,14 @@ impl Dispatcher {
         let decision = flow.policy.set.decide(&buffer.views(), last);
         let policy = flow.policy.clone();
         match policy.set.route_of(decision) {
-            Some((protocol, route)) => self.route(key, protocol, route.clone(), overflow),
+            Some((protocol, route)) => {
+                let via = match decision {
+                    Decision::Protocol(_) => "match",
+                    _ if policy.set.forward.is_some() => "forward",
+                    _ => "default",
+                };
+                self.route(key, protocol, via, route.clone(), overflow);
+            }
             None if decision == Decision::Undetected => {
                 if overflow.is_some() {
                     self.stats.dropped.count(DropReason::Undetected);
