@@ -93,3 +93,67 @@ fn a_reply_socket_can_bind_a_port_a_backend_socket_holds_and_backend_sockets_nev
         assert_eq!((&buffer[..n], from), (&b"stray"[..], client.local_addr().unwrap()));
     });
 }
+
+/// A socket as the steered one is (non-blocking, dialled addresses on),
+/// bound to `127.0.0.1:0`, but with SO_REUSEADDR: so that, without a
+/// steering program, the engine's reply socket for this very address
+/// can bind beside it and take its datagrams, as it would if steering
+/// stopped.
+fn steered_stand_in() -> UdpSocket {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let one: libc::c_int = 1;
+    // SAFETY: the option value is a live c_int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_IP,
+            libc::IP_RECVORIGDSTADDR,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn steered_flows_answer_through_a_socket_bound_to_the_dialled_address_which_also_takes_strays() {
+    in_netns(|| async {
+        let backend = crate::support::udp::UdpBackend::start("b").await;
+        let text =
+            format!(r#"{{"udpAddress": "127.0.0.1:0", "udp": {{"forward": {{"target": "{}"}}}}}}"#, backend.addr);
+        let config = serve2::Config::parse(std::path::Path::new("t.json"), &text).unwrap();
+        let server = serve2::udp::UdpServer::new(serve2::udp::UdpRouter::new(&config, None));
+        let socket = steered_stand_in();
+        let dialled = socket.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn({
+            let server = server.clone();
+            async move {
+                server
+                    .serve(socket, true, async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            }
+        });
+        let client = crate::support::udp::client().await;
+        // The first datagram reaches the daemon's socket; its flow's reply
+        // socket binds the dialled address and answers from it.
+        assert_eq!(crate::support::udp::exchange(&client, dialled, "1").await, "b:1");
+        // Later datagrams land on the (newer) reply socket, as they would
+        // with steering gone: still the same flow, answered the same way.
+        assert_eq!(crate::support::udp::exchange(&client, dialled, "2").await, "b:2");
+        let other = crate::support::udp::client().await;
+        assert_eq!(crate::support::udp::exchange(&other, dialled, "3").await, "b:3");
+        let status = server.status();
+        assert_eq!((status.flows, status.policies[0].created), (2, 2));
+        assert_eq!(status.listeners, [format!("{dialled} (steering)")]);
+        let _ = stop.send(());
+        tokio::time::timeout(crate::support::WAIT, serving).await.unwrap().unwrap();
+        assert_eq!(server.status().flows, 0, "every flow ended at shutdown");
+    });
+}

@@ -76,8 +76,9 @@ impl UdpServer {
 
     /// Serves flows on `socket` until `shutdown` completes, then ends every
     /// flow. `steered` says the kernel's steering program delivers to it
-    /// (bound to port 0: replies need sockets of their own, see
-    /// [`super::reply`]); otherwise it is bound to the port clients dial.
+    /// (bound to port 0: replies leave through sockets bound to each
+    /// dialled address and port); otherwise it is bound to the port clients
+    /// dial.
     /// Either way each datagram's dialled address comes from its header
     /// (bind with [`super::socket::bind`] or [`super::socket::bind_steered`]).
     pub async fn serve(&self, socket: std::net::UdpSocket, steered: bool, shutdown: impl Future<Output = ()>) {
