@@ -65,6 +65,7 @@ pub mod server;
 #[cfg(feature = "steer")]
 pub mod steer;
 mod summary;
+pub mod udp;
 
 pub use config::Config;
 pub use daemon::{RunError, run, run_with};

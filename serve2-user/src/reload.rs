@@ -6,8 +6,10 @@
 //! the new one. A file that fails changes nothing.
 //!
 //! Keys that need new sockets or threads (`address`, `workers`, `control`,
-//! logging, `steer` on or off, `steer.addresses`, `shutdownTimeout`, `user`/`group`) are refused with a message naming
-//! them: restart to change them. After a privilege drop the daemon could
+//! logging, `steer` on or off, `steer.addresses`, `shutdownTimeout`, `user`/`group`, `udpAddress`,
+//! `steer.udpPorts`) are refused with a message naming them: restart to
+//! change them. `udp` blocks and `maxFlows`/`maxFlowsPerSource` reload: new
+//! UDP flows take them, open flows keep the block they started under. After a privilege drop the daemon could
 //! not bind or load anything new anyway; the kernel maps it already holds
 //! stay writable through their descriptors.
 
@@ -48,6 +50,8 @@ pub(crate) struct Reloader {
     pub own_ports: crate::ports::PortSet,
     /// Where reloads are counted and the new sets' connections too.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The UDP server, whose `udp` blocks and flow limits reload too.
+    pub udp: Option<crate::udp::UdpServer>,
 }
 
 impl Reloader {
@@ -86,6 +90,10 @@ impl Reloader {
         new.protocols.share_open_count(&live.config.protocols);
         let router = new.router_with(self.metrics.as_deref()).map_err(|e| e.to_string())?;
         let steered = self.swap(&mut live, &new, router)?;
+        // New flows take the new blocks; open flows keep theirs.
+        if let Some(udp) = &self.udp {
+            udp.replace_router(crate::udp::UdpRouter::new(&new, Some(&udp.router())));
+        }
         let policies = new.policies.len();
         live.config = new;
         Ok(format!("reloaded {}: {policies} policies{steered}", self.file.display()))
@@ -140,6 +148,9 @@ fn unchangeable(old: &Config, new: &Config) -> Result<(), String> {
     );
     check("shutdownTimeout", old.shutdown_timeout == new.shutdown_timeout);
     check("user/group", old.run_as == new.run_as);
+    check("udpAddress", old.udp.listen == new.udp.listen);
+    // The kernel's UDP port map is not rewritten on reload (yet).
+    check("steer.udpPorts", old.udp.steer == new.udp.steer || new.steer.is_none());
     if changed.is_empty() {
         Ok(())
     } else {

@@ -30,3 +30,8 @@ mod systemd;
 mod tls;
 mod tlsroute;
 mod transparent;
+mod udp;
+mod udp_daemon;
+mod udp_limits;
+mod udp_socket;
+mod udp_steer;

@@ -13,6 +13,8 @@ mod routes;
 mod schema;
 mod sources;
 mod steer;
+mod udp;
+mod udp_schema;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,6 +25,7 @@ pub use protocols::{BUILTIN_KINDS, kinds};
 pub use schema::{SCHEMA_TITLE, schema};
 pub use sources::{DirectCandidate, RateLimit, SourceRules};
 pub use steer::{Policy, PortSpec, RawPolicy, RawSteer, SteerConfig, local_addresses};
+pub use udp::{RawUdp, RawUdpProtocol, UDP_ROUTE_KEYS, UdpConfig, UdpRouteConf, UdpSteer};
 
 use crate::protocol::{DetectLimits, Protocol, ProtocolSet};
 use crate::relay::{RelayLimits, RelayMode};
@@ -90,6 +93,9 @@ pub struct Config {
     /// The top level's `forward` route, if the kernel may take it to the
     /// backend directly on steered ports no policy owns.
     pub direct: Option<DirectCandidate>,
+    /// UDP flows: `udpAddress`, `steer.udpPorts`, the top-level `udp` block
+    /// (policies have theirs), `maxFlows`, `maxFlowsPerSource`.
+    pub udp: UdpConfig,
 }
 
 /// Where the control socket goes when `control` is not set.
@@ -111,7 +117,7 @@ impl Config {
         let set = |name: &str, set: &ProtocolSet| metrics.map_or_else(|| set.clone(), |m| m.instrument(name, set));
         let mut router =
             crate::Router::new(set(crate::metrics::TOP_POLICY, &self.protocols)).with_limits(self.connection_limits);
-        for policy in &self.policies {
+        for policy in self.policies.iter().filter(|p| p.serves_tcp()) {
             router.add_policy(policy.ports.iter(), set(&policy.name, &policy.protocols))?;
         }
         Ok(router)
@@ -133,7 +139,7 @@ impl Config {
 
     /// Checks configuration text; `file` is only used in messages.
     pub fn parse(file: &Path, source: &str) -> Result<Self, ConfigError> {
-        let mut checker = Checker { source, problems: Vec::new(), targets: Vec::new() };
+        let mut checker = Checker { source, problems: Vec::new(), targets: Vec::new(), udp_targets: Vec::new() };
         let config = checker.config(file, source);
         match config {
             Some(config) if checker.problems.is_empty() => Ok(config),
@@ -152,6 +158,8 @@ struct Checker<'s> {
     problems: Vec<Problem>,
     /// Every dial target seen, to check against steering at the end.
     targets: Vec<(JsonPath, String)>,
+    /// Every UDP target seen, to check against UDP steering at the end.
+    udp_targets: Vec<(JsonPath, String)>,
 }
 
 impl<'s> Checker<'s> {
@@ -238,21 +246,28 @@ impl<'s> Checker<'s> {
             }
         };
         let mut steer = raw.steer.as_ref().map(|raw| self.steer(raw));
-        let policies = self.policies(&raw, steer.as_ref(), limits, shared);
+        let udp_steer = raw.steer.as_ref().zip(steer.as_ref()).map(|(raw, steer)| self.udp_steer(raw, steer));
+        let policies = self.policies(&raw, steer.as_ref(), udp_steer.as_ref(), limits, shared);
         // With steering and no plain listener, top-level protocols are only
-        // needed for steered ports no policy owns.
-        let owned = policies.iter().fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
-        let top_level_needed =
-            raw.address.is_some() || steer.as_ref().is_none_or(|s| !s.configured().difference(&owned).is_empty());
+        // needed for steered ports no policy owns (a UDP-only configuration
+        // needs none).
+        let owned = policies
+            .iter()
+            .filter(|p| p.serves_tcp())
+            .fold(crate::ports::PortSet::new(), |owned, p| owned.union(&p.ports));
+        let top_level_needed = raw.address.is_some()
+            || steer.as_ref().map_or(raw.udp_address.is_none(), |s| !s.configured().difference(&owned).is_empty());
         let routes = routes::RawRoutes {
             forward: raw.forward.as_ref(),
             on_timeout: raw.on_timeout.as_ref(),
             accept_proxy: raw.accept_proxy.as_deref(),
         };
         let protocols = self.routed_set(&root, &raw.protocols, &routes, limits, shared, !top_level_needed);
-        if raw.address.is_none() && steer.is_none() {
-            self.problem(root.clone(), "address or steer is required (for example \"address\": \":8080\")".into());
+        if raw.address.is_none() && steer.is_none() && raw.udp_address.is_none() {
+            let message = "address or steer is required (for example \"address\": \":8080\"; udpAddress for UDP only)";
+            self.problem(root.clone(), message.into());
         }
+        let mut udp = self.udp_config(&raw, udp_steer, &policies, detect_timeout);
         if let Some(steer) = &mut steer {
             self.no_loops(steer);
         }
@@ -263,6 +278,9 @@ impl<'s> Checker<'s> {
         };
         let sources = self.sources(&root, &raw_sources, steer.is_some());
         let direct = sources::direct_candidate(raw.forward.as_ref(), raw.accept_proxy.as_deref(), raw.kernel_direct);
+        if let Some(udp_steer) = &mut udp.steer {
+            self.udp_no_loops(udp_steer);
+        }
         let metrics = raw.metrics.as_deref().and_then(|address| {
             parse_listen_address(address).map_err(|message| self.problem(root.key("metrics"), message)).ok()
         });
@@ -297,6 +315,7 @@ impl<'s> Checker<'s> {
             metrics,
             sources,
             direct,
+            udp,
         })
     }
 

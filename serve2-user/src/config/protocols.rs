@@ -44,7 +44,7 @@ pub(super) struct Shared {
 impl Checker<'_> {
     /// Parses `conf` (absent = `{}`) as `T`, reporting errors at their exact
     /// place inside it.
-    fn conf<T: DeserializeOwned>(&mut self, at: &JsonPath, conf: Option<&RawValue>) -> Option<T> {
+    pub(super) fn conf<T: DeserializeOwned>(&mut self, at: &JsonPath, conf: Option<&RawValue>) -> Option<T> {
         let text = conf.map_or("{}", RawValue::get);
         let mut deserializer = serde_json::Deserializer::from_str(text);
         match serde_path_to_error::deserialize(&mut deserializer) {

@@ -76,6 +76,16 @@ pub struct RawConfig<'a> {
     /// `false`: never hand `forward`'s connections to its backend's own
     /// listener in the kernel (serve2 addition; default true).
     pub kernel_direct: Option<bool>,
+    /// Plain UDP address, Go style like `address` (serve2 addition).
+    pub udp_address: Option<String>,
+    /// UDP flows: protocols or forward, and timeouts (serve2 addition).
+    #[serde(borrow)]
+    pub udp: Option<super::udp::RawUdp<'a>>,
+    /// Most UDP flows at once (serve2 addition; 65536).
+    pub max_flows: Option<u64>,
+    /// Most UDP flows at once from one source /24 (IPv4) or /64 (IPv6)
+    /// (serve2 addition; 1024).
+    pub max_flows_per_source: Option<u64>,
 }
 
 /// One entry of `protocols`.

@@ -18,9 +18,13 @@ use crate::protocol::{DetectLimits, ProtocolSet};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSteer {
-    /// Ports to steer: numbers, `"first-last"` ranges, or `"all"`.
+    /// TCP ports to steer: numbers, `"first-last"` ranges, or `"all"`.
+    #[serde(default)]
     pub ports: Vec<PortSpec>,
-    /// Ports never to steer.
+    /// UDP ports to steer, as `ports` (serve2 addition).
+    #[serde(default, rename = "udpPorts")]
+    pub udp_ports: Vec<PortSpec>,
+    /// Ports never to steer (TCP and UDP).
     #[serde(default)]
     pub exclude: Vec<PortSpec>,
     /// Local prefixes (`"10.0.0.0/8"`, `"::1/128"`) steering is limited to;
@@ -65,6 +69,9 @@ pub struct RawPolicy<'a> {
     /// `false`: never hand `forward`'s connections to its backend's own
     /// listener in the kernel (default true).
     pub kernel_direct: Option<bool>,
+    /// UDP flows on these ports: protocols or forward, and timeouts.
+    #[serde(borrow)]
+    pub udp: Option<super::udp::RawUdp<'a>>,
 }
 
 /// A port list item: `22`, `"22"`, `"8000-8100"` or `"all"`.
@@ -139,11 +146,22 @@ pub struct Policy {
     pub sources: super::SourceRules,
     /// Its `forward` route, if the kernel may take it to the backend directly.
     pub direct: Option<super::DirectCandidate>,
+    /// Its `udp` block, if it has one.
+    pub udp: Option<crate::udp::set::UdpSet>,
+}
+
+impl Policy {
+    /// Whether TCP connections on its ports are its own: false for a
+    /// policy with only a `udp` block (its TCP ports go to the top level).
+    pub fn serves_tcp(&self) -> bool {
+        let set = &self.protocols;
+        self.udp.is_none() || !set.protocols().is_empty() || set.fallback().is_some() || set.forward_route().is_some()
+    }
 }
 
 impl Checker<'_> {
     /// Parses a port list: (ports listed one by one, ports from ranges/all).
-    fn port_list(&mut self, at: &JsonPath, specs: &[PortSpec]) -> (PortSet, PortSet) {
+    pub(super) fn port_list(&mut self, at: &JsonPath, specs: &[PortSpec]) -> (PortSet, PortSet) {
         let mut listed = PortSet::new();
         let mut ranged = PortSet::new();
         for (i, spec) in specs.iter().enumerate() {
@@ -170,8 +188,9 @@ impl Checker<'_> {
                 ),
             }
         }
-        if raw.ports.is_empty() {
-            self.problem(root.key("ports"), "at least one port, range or \"all\" is required".into());
+        if raw.ports.is_empty() && raw.udp_ports.is_empty() {
+            let message = "at least one port, range or \"all\" is required (in steer.ports or steer.udpPorts)";
+            self.problem(root.key("ports"), message.into());
         }
         SteerConfig {
             listed,
@@ -187,6 +206,7 @@ impl Checker<'_> {
         &mut self,
         raw: &RawConfig<'_>,
         steer: Option<&SteerConfig>,
+        udp_steer: Option<&super::udp::UdpSteer>,
         limits: DetectLimits,
         shared: protocols::Shared,
     ) -> Vec<Policy> {
@@ -202,6 +222,15 @@ impl Checker<'_> {
             let ports_at = at.key("ports");
             let (listed, ranged) = self.port_list(&ports_at, &policy.ports);
             let ports = listed.union(&ranged);
+            let serves_tcp = !policy.protocols.is_empty() || policy.forward.is_some() || policy.udp.is_none();
+            let udp_steered = udp_steer.map(super::udp::UdpSteer::configured).unwrap_or_default();
+            let (steered, not_steered) = match (serves_tcp, policy.udp.is_some()) {
+                (true, false) => (steer.configured(), "is not steered (add it to steer.ports)"),
+                (false, _) => (udp_steered, "is not steered for UDP (add it to steer.udpPorts)"),
+                (true, true) => {
+                    (steer.configured().union(&udp_steered), "is not steered (add it to steer.ports or steer.udpPorts)")
+                }
+            };
             for (port_spec_index, spec) in policy.ports.iter().enumerate() {
                 let Ok(item) = parse_port_spec(spec) else { continue };
                 let spec_ports = item.ports();
@@ -210,8 +239,8 @@ impl Checker<'_> {
                     self.problem(spec_at, format!("port {port} already belongs to an earlier policy"));
                 } else if let Some(port) = spec_ports.intersection(&steer.exclude).iter().next() {
                     self.problem(spec_at, format!("port {port} is excluded from steering (steer.exclude)"));
-                } else if let Some(port) = spec_ports.difference(&steer.configured()).iter().next() {
-                    self.problem(spec_at, format!("port {port} is not steered (add it to steer.ports)"));
+                } else if let Some(port) = spec_ports.difference(&steered).iter().next() {
+                    self.problem(spec_at, format!("port {port} {not_steered}"));
                 }
             }
             owned = owned.union(&ports);
@@ -228,8 +257,9 @@ impl Checker<'_> {
             let relay_limits = self.relay_limits(&at, policy.stall_timeout, policy.idle_timeout, shared.relay_limits);
             let shared = protocols::Shared { relay_limits, ..shared };
             let max_connections = self.count(&at.key("maxConnections"), policy.max_connections);
+            let udp = policy.udp.as_ref().map(|udp| self.udp_set(&at.key("udp"), udp, limits.timeout));
             let protocols = self
-                .routed_set(&at, &policy.protocols, &routes, limits, shared, false)
+                .routed_set(&at, &policy.protocols, &routes, limits, shared, !serves_tcp)
                 .map(|set| set.with_max_connections(max_connections));
             let name = policy.name.clone().unwrap_or_else(|| format!("policy {i}"));
             let raw_sources = super::sources::RawSources {
@@ -243,8 +273,14 @@ impl Checker<'_> {
                 policy.accept_proxy.as_deref(),
                 policy.kernel_direct,
             );
-            if let Some(protocols) = protocols {
-                policies.push(Policy { name, ports, protocols, sources, direct });
+            match (protocols, udp) {
+                (Some(protocols), None) => {
+                    policies.push(Policy { name, ports, protocols, sources, direct, udp: None })
+                }
+                (Some(protocols), Some(Some(udp))) => {
+                    policies.push(Policy { name, ports, protocols, sources, direct, udp: Some(udp) })
+                }
+                _ => {}
             }
         }
         policies

@@ -21,6 +21,9 @@ pub struct Status {
     pub steering: Option<SteeringStatus>,
     /// Protocol sets: per-port policies, then the top level.
     pub policies: Vec<PolicyStatus>,
+    /// UDP flows, when the daemon serves UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<crate::udp::UdpStatus>,
 }
 
 /// Connection counts.
@@ -119,6 +122,9 @@ impl fmt::Display for Status {
         for policy in &self.policies {
             let fallback = policy.fallback.as_deref().map(|p| format!(" (fallback: {p})")).unwrap_or_default();
             writeln!(f, "  {}: {} -> {}{fallback}", policy.name, policy.ports, policy.protocols.join(", "))?;
+        }
+        if let Some(udp) = &self.udp {
+            write!(f, "{udp}")?;
         }
         Ok(())
     }

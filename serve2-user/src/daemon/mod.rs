@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Config, DEFAULT_CONTROL};
 use crate::control::{ReloadRequest, StatusSource};
 use crate::reload::{Live, Reloader};
+use crate::udp::{UdpRouter, UdpServer};
 use crate::{Server, control, listener};
 
 /// Why the daemon could not start.
@@ -43,10 +44,14 @@ pub enum RunError {
     /// The configuration's policies do not fit the router.
     #[error(transparent)]
     Router(#[from] crate::router::RouterError),
+    /// The UDP server's thread could not start.
+    #[error("cannot start the UDP thread: {0}")]
+    UdpThread(#[source] std::io::Error),
 }
 
 mod status;
 mod steering;
+mod udp;
 
 /// Serves a loaded configuration until `shutdown` completes. SIGHUP and
 /// `serve2d reload` re-read the configuration file (see [`crate::reload`]).
@@ -67,6 +72,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         described.push(local.to_string());
         groups.push(group);
     }
+    // Bound before steering attaches: the steered one goes in its map.
+    let udp_sockets = udp::bind(&config, &mut described)?;
     let started = match &config.steer {
         Some(steer) => Some(steering::start(&config, steer, &mut groups, &mut described)?),
         None => None,
@@ -78,7 +85,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     });
     #[cfg(not(feature = "steer"))]
     let kernel = None;
-    let metrics = crate::metrics::start(&config, kernel)?;
+    let udp_server = udp::server(&config);
+    let metrics = crate::metrics::start(&config, kernel, udp_server.clone())?;
     let metrics_handle = metrics.as_ref().map(|m| m.metrics().clone());
     let router = config.router_with(metrics_handle.as_deref())?;
     let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
@@ -94,6 +102,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         server.stats(),
         #[cfg(feature = "steer")]
         shared_steering.clone(),
+        udp_server.clone(),
     );
     let reloader = Reloader {
         file: config.file.clone(),
@@ -102,6 +111,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         steering: shared_steering.clone(),
         own_ports: steering::own_ports(&groups),
         metrics: metrics_handle,
+        udp: udp_server.clone(),
     };
     let (reloads, requests) = tokio::sync::mpsc::channel(4);
     let reloading = tokio::spawn(serve_reloads(reloader, requests));
@@ -120,6 +130,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         crate::notify::ready();
     };
     let heartbeat = steering::start_heartbeat(&shared_steering);
+    let udp_running = match &udp_server {
+        Some(udp_server) => udp::start(udp_server, udp_sockets)?,
+        None => None,
+    };
     let shutdown = async move {
         shutdown.await;
         crate::notify::stopping();
@@ -128,6 +142,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             heartbeat.abort();
         }
         steering::detach(&shared_steering);
+        if let Some(udp_running) = udp_running {
+            udp_running.stop().await;
+        }
     };
     // Worker i gets socket i of every group.
     let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
@@ -215,11 +232,25 @@ pub async fn run_with(
     listeners: Vec<std::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let described: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    run_with_sockets(config, listeners, Vec::new(), shutdown).await
+}
+
+/// Like [`run_with`], also serving UDP flows on `udp_sockets` (bound with
+/// [`crate::udp::socket::bind`], as `udpAddress` is: not steered).
+pub async fn run_with_sockets(
+    config: Config,
+    listeners: Vec<std::net::TcpListener>,
+    udp_sockets: Vec<std::net::UdpSocket>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let mut described: Vec<String> =
+        listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+    described.extend(udp_sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| format!("udp {a}")));
     for listener in &listeners {
         listener.set_nonblocking(true).map_err(|source| RunError::Bind { address: "listener".into(), source })?;
     }
-    let metrics = crate::metrics::start(&config, None)?;
+    let udp_server = (!udp_sockets.is_empty()).then(|| UdpServer::new(UdpRouter::new(&config, None)));
+    let metrics = crate::metrics::start(&config, None, udp_server.clone())?;
     let router = config.router_with(metrics.as_ref().map(|m| m.metrics().as_ref()))?;
     let server = Server::new(router).with_shutdown_grace(config.shutdown_timeout);
     let live = Arc::new(RwLock::new(Live {
@@ -233,10 +264,19 @@ pub async fn run_with(
         server.stats(),
         #[cfg(feature = "steer")]
         crate::reload::SharedSteering::default(),
+        udp_server.clone(),
     );
     let control = start_control(&config, source, None).await?;
     let workers = listeners.into_iter().map(|l| vec![l]).collect();
+    let udp_sockets = udp_sockets.into_iter().map(|socket| udp::UdpSocketToServe { socket, steered: false }).collect();
+    let udp_running = match &udp_server {
+        Some(udp_server) => udp::start(udp_server, udp_sockets)?,
+        None => None,
+    };
     server.serve_per_core(workers, || tracing::info!(listeners = %described.join(", "), "serving"), shutdown).await;
+    if let Some(udp_running) = udp_running {
+        udp_running.stop().await;
+    }
     if let Some(control) = control {
         control.abort();
     }

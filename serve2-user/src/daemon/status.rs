@@ -15,6 +15,7 @@ pub(super) fn source(
     listeners: Vec<String>,
     stats: Arc<ServerStats>,
     #[cfg(feature = "steer")] shared_steering: crate::reload::SharedSteering,
+    udp: Option<crate::udp::UdpServer>,
 ) -> StatusSource {
     Arc::new(move || {
         let Ok(live) = live.read() else {
@@ -25,11 +26,16 @@ pub(super) fn source(
                 connections: Connections::default(),
                 steering: None,
                 policies: Vec::new(),
+                udp: udp.as_ref().map(crate::udp::UdpServer::status),
             };
         };
         let config = &live.config;
-        let mut policies: Vec<PolicyStatus> =
-            config.policies.iter().map(|p| policy(&p.name, format!("ports {}", p.ports), &p.protocols)).collect();
+        let mut policies: Vec<PolicyStatus> = config
+            .policies
+            .iter()
+            .filter(|p| p.serves_tcp())
+            .map(|p| policy(&p.name, format!("ports {}", p.ports), &p.protocols))
+            .collect();
         policies.push(policy("top level", "every other port".into(), &config.protocols));
         Status {
             pid: std::process::id(),
@@ -41,6 +47,7 @@ pub(super) fn source(
             #[cfg(not(feature = "steer"))]
             steering: None,
             policies,
+            udp: udp.as_ref().map(crate::udp::UdpServer::status),
         }
     })
 }

@@ -50,9 +50,13 @@ impl Drop for Endpoint {
 }
 
 /// Starts the endpoint when the configuration has `metrics`, with the kernel
-/// steering counters from `kernel` if given. Must run inside a Tokio
+/// steering counters from `kernel` and the UDP series of `udp` if given. Must run inside a Tokio
 /// runtime; the endpoint is served on it.
-pub fn start(config: &Config, kernel: Option<KernelCounterSource>) -> Result<Option<Endpoint>, RunError> {
+pub fn start(
+    config: &Config,
+    kernel: Option<KernelCounterSource>,
+    udp: Option<crate::udp::UdpServer>,
+) -> Result<Option<Endpoint>, RunError> {
     let Some(address) = config.metrics else { return Ok(None) };
     let bind_error = |source| RunError::Bind { address: format!("{address} (metrics)"), source };
     let listener = crate::listener::bind(&address).map_err(bind_error)?;
@@ -60,6 +64,9 @@ pub fn start(config: &Config, kernel: Option<KernelCounterSource>) -> Result<Opt
     let mut metrics = Metrics::new();
     if let Some(kernel) = kernel {
         metrics = metrics.with_kernel_counters(kernel);
+    }
+    if let Some(udp) = udp {
+        metrics = metrics.with_udp(udp);
     }
     let metrics = Arc::new(metrics);
     tracing::info!(%local, "serving metrics at /metrics");

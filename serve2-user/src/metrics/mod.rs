@@ -69,6 +69,13 @@ impl Metrics {
         self
     }
 
+    /// Adds the UDP flow series (`serve2_udp_*`), read from `server` at every
+    /// scrape.
+    pub fn with_udp(mut self, server: crate::udp::UdpServer) -> Self {
+        self.registry.register_collector(Box::new(crate::udp::metrics::UdpCollector::new(server)));
+        self
+    }
+
     /// The handle the connections of `set` (labelled `policy`) count through:
     /// its active, byte and TLS-error series exist (at 0) from now on.
     pub fn policy(&self, policy: &str, set: &ProtocolSet) -> Arc<PolicyMetrics> {

@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod process;
+pub mod udp;
 
 use std::future::Future;
 use std::net::SocketAddr;

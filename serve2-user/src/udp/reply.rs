@@ -1,0 +1,121 @@
+//! How replies reach the client from exactly the address and port it sent
+//! to.
+//!
+//! - On `udpAddress` the daemon's own socket is bound to that port; a reply
+//!   leaves through it with the dialled address as source (IP_PKTINFO), so
+//!   a wildcard bind on a host with several addresses still answers from
+//!   the right one.
+//! - On a steered port the daemon's socket is bound to port 0, so each
+//!   dialled address:port gets one unconnected socket bound there, shared by
+//!   all its flows and closed with the last of them; replies are `sendto`
+//!   the client. Inbound datagrams still arrive on the daemon's socket: the
+//!   kernel finds no connected socket for them and the steering program
+//!   assigns the daemon's socket before the unconnected lookup could pick
+//!   this one. Should steering stop (detached, or the daemon's heartbeat
+//!   stale), the kernel delivers the port's datagrams to this socket
+//!   instead; they are read and handled as if they came the usual way.
+//!
+//! docs/ARCHITECTURE.md ("UDP") has the measurements behind this choice
+//! over one connected socket per flow.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Weak};
+
+use socket2::SockRef;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+/// A datagram that arrived on a reply socket: (data, client, dialled).
+pub(super) type Stray = (Vec<u8>, SocketAddr, SocketAddr);
+
+/// How a flow's replies leave.
+#[derive(Debug, Clone)]
+pub(super) enum ReplyPath {
+    /// Through the daemon's socket, from `from` (the dialled address).
+    Main { socket: Arc<UdpSocket>, ipv6_socket: bool, from: IpAddr },
+    /// Through the socket bound to the dialled address:port.
+    Bound(Arc<ReplySocket>),
+}
+
+impl ReplyPath {
+    /// Sends without waiting (a full socket buffer drops the datagram).
+    pub fn send(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+        match self {
+            ReplyPath::Main { socket, ipv6_socket, from } => {
+                super::socket::send_from(socket.as_raw_fd(), *ipv6_socket, data, to, *from)
+            }
+            ReplyPath::Bound(reply) => SockRef::from(&*reply.socket).send_to(data, &to.into()),
+        }
+    }
+}
+
+/// A socket bound to one dialled address:port; its reader stops with it.
+#[derive(Debug)]
+pub(super) struct ReplySocket {
+    socket: Arc<UdpSocket>,
+    reader: AbortHandle,
+}
+
+impl Drop for ReplySocket {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The reply sockets of a steered server, by dialled address:port.
+#[derive(Debug)]
+pub(super) struct ReplySockets {
+    bound: HashMap<SocketAddr, Weak<ReplySocket>>,
+    strays: mpsc::Sender<Stray>,
+}
+
+impl ReplySockets {
+    /// Datagrams arriving on reply sockets go to `strays`.
+    pub fn new(strays: mpsc::Sender<Stray>) -> Self {
+        Self { bound: HashMap::new(), strays }
+    }
+
+    /// The socket for `dialled`, bound now if no flow holds one.
+    pub fn for_dialled(&mut self, dialled: SocketAddr) -> io::Result<Arc<ReplySocket>> {
+        if let Some(socket) = self.bound.get(&dialled).and_then(Weak::upgrade) {
+            return Ok(socket);
+        }
+        let socket = Arc::new(UdpSocket::from_std(super::socket::bind_reply(dialled)?)?);
+        let reader = tokio::spawn(read_strays(socket.clone(), dialled, self.strays.clone())).abort_handle();
+        let reply = Arc::new(ReplySocket { socket, reader });
+        self.bound.insert(dialled, Arc::downgrade(&reply));
+        Ok(reply)
+    }
+
+    /// Forgets the sockets no flow holds any more.
+    pub fn prune(&mut self) {
+        self.bound.retain(|_, socket| socket.strong_count() > 0);
+    }
+}
+
+/// Hands what arrives on a reply socket to the dispatcher (see the module
+/// docs: only when steering is not in the way).
+async fn read_strays(socket: Arc<UdpSocket>, dialled: SocketAddr, strays: mpsc::Sender<Stray>) {
+    loop {
+        if socket.readable().await.is_err() {
+            return;
+        }
+        let received = super::socket::with_receive_buffer(|buffer| {
+            let (n, client) = socket.try_recv_from(buffer)?;
+            Ok::<_, io::Error>((buffer[..n].to_vec(), super::socket::canonical(client)))
+        });
+        match received {
+            Ok((data, client)) => {
+                if strays.try_send((data, client, dialled)).is_err() {
+                    tracing::debug!(%dialled, "udp: dispatcher busy, stray datagram dropped");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => tracing::debug!(%dialled, error = %e, "udp: reply socket"),
+        }
+    }
+}
