@@ -109,7 +109,9 @@ impl Reloader {
             return Ok(String::new());
         };
         let in_use = crate::steer::listening_ports().map_err(|e| format!("listing listening ports: {e}"))?;
-        let plan = crate::steer::SteerPlan::new(steer, &in_use, &self.own_ports);
+        let mut plan = crate::steer::SteerPlan::new(steer, &in_use, &self.own_ports);
+        // UDP ports only change with a restart (`steer.udpPorts`).
+        plan.udp_steered = old_plan.udp_steered.clone();
         let guard = self.steering.lock().map_err(|_| "steering state poisoned".to_owned())?;
         let Some(steering) = guard.as_ref() else { return Err("steering is detached (shutting down)".into()) };
         let table = crate::steer::KernelTable::new(new, &plan).map_err(|e| e.to_string())?;

@@ -8,6 +8,16 @@ use crate::support::in_netns;
 use crate::support::process::Serve2d;
 use crate::support::udp::*;
 
+/// A client whose socket is connected to `to`. Under `"all"` a local
+/// client must be: the kernel hands a datagram to a connected socket before
+/// steering runs, but to an unconnected one only after, so steering would
+/// take the replies to an unconnected local client on a steered port.
+async fn connected_client(to: SocketAddr) -> tokio::net::UdpSocket {
+    let socket = client().await;
+    socket.connect(to).await.unwrap();
+    socket
+}
+
 /// serve2d on `body` with a control socket, steering attached.
 async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +31,6 @@ async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
 }
 
 #[test]
-#[ignore = "needs UDP steering in the eBPF program"]
 fn steered_ports_reach_the_flow_engine_and_replies_leave_from_the_dialled_port() {
     in_netns(|| async {
         let (wg, dns) = (UdpBackend::start("wg").await, UdpBackend::start("dns").await);
@@ -43,24 +52,74 @@ fn steered_ports_reach_the_flow_engine_and_replies_leave_from_the_dialled_port()
 }
 
 #[test]
-#[ignore = "needs UDP steering in the eBPF program"]
 fn under_all_a_client_may_dial_the_port_of_serve2s_own_backend_socket() {
     in_netns(|| async {
         let mut backend = UdpBackend::start("b").await;
         let body =
             format!(r#""steer": {{"udpPorts": ["all"]}}, "udp": {{"forward": {{"target": "{}"}}}}"#, backend.addr);
         let (_dir, mut daemon) = start(&body).await;
-        let first = client().await;
         let dialled: SocketAddr = "127.0.0.1:51820".parse().unwrap();
+        let first = connected_client(dialled).await;
         assert_eq!(exchange(&first, dialled, "1").await, "b:1");
         // The port serve2's backend socket got for that flow, in the
         // ephemeral range: now another client dials it.
         let (_, upstream) = backend.next().await;
-        let second = client().await;
+        let second = connected_client(upstream).await;
         assert_eq!(exchange(&second, upstream, "2").await, "b:2");
         // Both flows still work, each answered from its own dialled port.
         assert_eq!(exchange(&first, dialled, "3").await, "b:3");
         assert_eq!(exchange(&second, upstream, "4").await, "b:4");
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+#[test]
+fn under_all_two_hundred_random_ports_each_carry_a_flow_answered_from_the_dialled_port() {
+    in_netns(|| async {
+        let backend = UdpBackend::start("echo").await;
+        let body =
+            format!(r#""steer": {{"udpPorts": ["all"]}}, "udp": {{"forward": {{"target": "{}"}}}}"#, backend.addr);
+        let (dir, mut daemon) = start(&body).await;
+        let mut seed =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+        eprintln!("random port seed {seed}");
+        // Outside the ephemeral range: there the clients' own sockets are
+        // bound, and a dialled port a local non-serve2 socket holds cannot
+        // be answered from (serve2 logs that flow's failure).
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let bounds: Vec<u16> = range.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let mut ports = std::collections::BTreeSet::new();
+        while ports.len() < 200 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let port = (seed % 65535) as u16 + 1;
+            let ephemeral = (bounds[0]..=bounds[1]).contains(&port);
+            if !ephemeral && !backend.addr.ends_with(&format!(":{port}")) {
+                ports.insert(port);
+            }
+        }
+        let mut clients = Vec::new();
+        for &port in &ports {
+            let dialled = SocketAddr::from(([127, 0, 0, 1], port));
+            let client = connected_client(dialled).await;
+            assert_eq!(exchange(&client, dialled, &port.to_string()).await, format!("echo:{port}"), "{dialled}");
+            clients.push((client, dialled));
+        }
+        // Every flow still answers, each from its own port.
+        for (client, dialled) in &clients {
+            assert_eq!(exchange(client, *dialled, "again").await, "echo:again", "{dialled}");
+        }
+        let status = std::process::Command::new(crate::support::process::binary())
+            .arg("status")
+            .arg("--socket")
+            .arg(dir.path().join("control.sock"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        // Each client datagram: the flows' reply sockets are unconnected
+        // (one per dialled port), so the program sees every datagram.
+        assert!(text.contains("udp_steered 400"), "the program steered each datagram once: {text}");
         daemon.child.kill().await.unwrap();
     });
 }

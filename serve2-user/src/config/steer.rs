@@ -274,9 +274,7 @@ impl Checker<'_> {
                 policy.kernel_direct,
             );
             match (protocols, udp) {
-                (Some(protocols), None) => {
-                    policies.push(Policy { name, ports, protocols, sources, direct, udp: None })
-                }
+                (Some(protocols), None) => policies.push(Policy { name, ports, protocols, sources, direct, udp: None }),
                 (Some(protocols), Some(Some(udp))) => {
                     policies.push(Policy { name, ports, protocols, sources, direct, udp: Some(udp) })
                 }

@@ -71,7 +71,18 @@ fn unknown_keys_are_refused_with_their_path() {
     let unknown = problem("{\"address\": \":80\", \"adress\": 1, \"protocols\": [{\"kind\": \"echo\"}]}");
     let expected = "1:27 adress: unknown field `adress`, expected one of `address`, `maxRead`, `logStdout`, `logFile`";
     assert!(unknown.starts_with(expected), "{unknown}");
-    for key in ["`steer`", "`policies`", "`acceptProxy`", "`metrics`", "`rateLimit`", "`kernelDirect`", "`udpAddress`", "`udp`", "`maxFlows`", "`maxFlowsPerSource`"] {
+    for key in [
+        "`steer`",
+        "`policies`",
+        "`acceptProxy`",
+        "`metrics`",
+        "`rateLimit`",
+        "`kernelDirect`",
+        "`udpAddress`",
+        "`udp`",
+        "`maxFlows`",
+        "`maxFlowsPerSource`",
+    ] {
         assert!(unknown.contains(key), "{key} listed: {unknown}");
     }
     let error = problem(

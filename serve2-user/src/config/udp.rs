@@ -15,7 +15,7 @@ use super::raw::RawConfig;
 use super::steer::{Policy, RawSteer, SteerConfig, local_addresses};
 use super::{Checker, ListenAddress, check_target, parse_listen_address};
 use crate::ports::PortSet;
-use crate::udp::kinds::{UDP_KINDS, udp_kind};
+use crate::udp::kinds::{udp_kind, udp_kinds};
 use crate::udp::set::{
     DEFAULT_ESTABLISHED_TIMEOUT, DEFAULT_IDLE_TIMEOUT, FlowLimits, FlowTimeouts, UdpProtocol, UdpRoute, UdpSet,
 };
@@ -241,7 +241,7 @@ impl Checker<'_> {
     /// the rest its kind's detector.
     fn udp_protocol(&mut self, at: &JsonPath, raw: &RawUdpProtocol<'_>) -> Option<UdpProtocol> {
         let Some(kind) = udp_kind(&raw.kind) else {
-            let known: Vec<&str> = UDP_KINDS.iter().map(|k| k.name).collect();
+            let known: Vec<&str> = udp_kinds().map(|k| k.name).collect();
             let message = format!("unknown UDP kind `{}`; expected one of {}", raw.kind, known.join(", "));
             self.problem(at.key("kind"), message);
             return None;

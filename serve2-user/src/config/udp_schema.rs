@@ -10,7 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
 
 use super::udp::{RawUdpProtocol, UdpRouteConf};
-use crate::udp::kinds::{UDP_KINDS, UdpKind};
+use crate::udp::kinds::{UdpKind, udp_kinds};
 
 impl JsonSchema for RawUdpProtocol<'_> {
     fn schema_name() -> Cow<'static, str> {
@@ -18,8 +18,8 @@ impl JsonSchema for RawUdpProtocol<'_> {
     }
 
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        let branches: Vec<Value> = UDP_KINDS.iter().map(|kind| branch(generator, kind)).collect();
-        let names: Vec<&str> = UDP_KINDS.iter().map(|k| k.name).collect();
+        let branches: Vec<Value> = udp_kinds().map(|kind| branch(generator, kind)).collect();
+        let names: Vec<&str> = udp_kinds().map(|k| k.name).collect();
         json_schema!({
             "description": format!(
                 "One entry of `udp.protocols`: `kind` (one of {}) decides what `conf` takes.",

@@ -60,6 +60,9 @@ pub struct SteeringStatus {
     /// Kernel-direct routes.
     #[serde(default)]
     pub kernel_routes: Vec<KernelRouteStatus>,
+    /// Steered UDP ports, as ranges (`-` for none).
+    #[serde(default)]
+    pub udp_ports: String,
 }
 
 /// A kernel-direct route: the ports whose connections the kernel hands to
@@ -97,6 +100,9 @@ impl fmt::Display for Status {
             None => writeln!(f, "steering: off")?,
             Some(steering) => {
                 writeln!(f, "steering: {} ports: {}", steering.steered, steering.ports)?;
+                if !steering.udp_ports.is_empty() && steering.udp_ports != "-" {
+                    writeln!(f, "  udp ports: {}", steering.udp_ports)?;
+                }
                 writeln!(f, "  skipped (another socket listened at start): {}", steering.skipped)?;
                 if !steering.local_targets.is_empty() && steering.local_targets != "-" {
                     writeln!(f, "  not steered (local targets): {}", steering.local_targets)?;

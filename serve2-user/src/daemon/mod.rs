@@ -75,7 +75,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Bound before steering attaches: the steered one goes in its map.
     let udp_sockets = udp::bind(&config, &mut described)?;
     let started = match &config.steer {
-        Some(steer) => Some(steering::start(&config, steer, &mut groups, &mut described)?),
+        Some(steer) => {
+            let udp_steered = udp_sockets.iter().find(|s| s.steered).map(|s| &s.socket);
+            Some(steering::start(&config, steer, &mut groups, udp_steered, &mut described)?)
+        }
         None => None,
     };
     #[cfg(feature = "steer")]

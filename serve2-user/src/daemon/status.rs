@@ -78,6 +78,7 @@ fn steering(live: &Live, shared: &crate::reload::SharedSteering) -> Option<Steer
             })
             .unwrap_or_default(),
         ports: plan.steered.to_string(),
+        udp_ports: plan.udp_steered.to_string(),
         steered: plan.steered.len(),
         skipped: plan.skipped.to_string(),
         local_targets: plan.local_targets.to_string(),

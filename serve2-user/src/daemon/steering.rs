@@ -26,6 +26,7 @@ pub(super) fn start(
     config: &Config,
     steer: &crate::config::SteerConfig,
     groups: &mut Vec<Vec<std::net::TcpListener>>,
+    udp_socket: Option<&std::net::UdpSocket>,
     described: &mut Vec<String>,
 ) -> Result<Started, RunError> {
     use crate::steer::{DaemonSockets, KernelTable, SteerPlan, Steering, listening_ports};
@@ -38,11 +39,20 @@ pub(super) fn start(
     let in_use = listening_ports().map_err(bind_error)?;
     let mut own = own_ports(groups);
     own.insert(local.port());
-    let plan = SteerPlan::new(steer, &in_use, &own);
+    let mut plan = SteerPlan::new(steer, &in_use, &own);
+    if let (Some(udp_steer), Some(socket)) = (&config.udp.steer, udp_socket) {
+        let bound = crate::udp::plan::bound_udp_ports().map_err(bind_error)?;
+        let own: PortSet = socket.local_addr().map(|a| a.port()).into_iter().collect();
+        let udp_plan = crate::udp::UdpPlan::new(udp_steer, &bound, &own);
+        if !udp_plan.skipped.is_empty() {
+            tracing::warn!(ports = %udp_plan.skipped, "not steering UDP ports where another socket is already bound");
+        }
+        plan.udp_steered = udp_plan.steered;
+    }
     // The kernel spreads what the program assigns to the group's first
     // socket over the whole SO_REUSEPORT group.
     let table = KernelTable::new(config, &plan).map_err(crate::steer::SteerError::from)?;
-    let sockets = DaemonSockets { tcp: group[0].as_fd(), udp: None };
+    let sockets = DaemonSockets { tcp: group[0].as_fd(), udp: udp_socket.map(AsFd::as_fd) };
     let steering = Steering::attach(sockets, &table, &steer.scope)?;
     groups.push(group);
     described.push(format!("{local} (steering)"));
@@ -50,6 +60,7 @@ pub(super) fn start(
         listener = %local,
         steered = plan.steered.len(),
         ports = %plan.steered,
+        udp_ports = %plan.udp_steered,
         ms = %format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
         "steering attached"
     );
@@ -78,6 +89,7 @@ pub(super) fn start(
     _: &Config,
     _: &crate::config::SteerConfig,
     _: &mut Vec<Vec<std::net::TcpListener>>,
+    _: Option<&std::net::UdpSocket>,
     _: &mut Vec<String>,
 ) -> Result<Started, RunError> {
     Err(RunError::SteeringNotBuilt)

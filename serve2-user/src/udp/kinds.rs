@@ -1,118 +1,35 @@
-// stand-in until serve2-detect's UDP registry lands
+//! UDP protocol kinds, as `udp.protocols` entries name them: the datagram
+//! detectors of serve2-detect's UDP registry (`quic`, `wireguard`,
+//! `openvpn`, `dtls`, `regex`), then serve2's own `prefix` (datagrams that
+//! start with given text, over as many datagrams as asked: what a magic is
+//! for TCP).
 
-//! UDP protocol kinds: datagram detectors by name, as `udp.protocols`
-//! entries name them.
-//!
-//! This file has the shape of serve2-detect's UDP registry (the trait, the
-//! verdict, [`UdpKind`], [`UDP_KINDS`], [`udp_kind`]) so that the registry
-//! can replace it with a re-export. Its kinds: `regex` (the TCP `regex`
-//! detector on the first datagram) and `prefix` (datagrams that start with
-//! given text: the kind the integration tests drive detection with, since
-//! it can ask for several datagrams before it decides).
-
-use std::sync::Arc;
-
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serve2_detect::registry::{ConfError, ConfKey};
+use serve2_detect::registry::ConfError;
+use serve2_detect::udp_registry::FromUdpConf;
+pub use serve2_detect::udp_registry::UdpKind;
+pub use serve2_detect::{DatagramDetector, DatagramVerdict};
 
-/// Recognises one protocol from the first datagrams of a flow, in arrival
-/// order. Pure and monotonic, as TCP detectors are: once it answers
-/// `Match` or `NoMatch` for some datagrams, it answers the same with more.
-pub trait DatagramDetector: Send + Sync + std::fmt::Debug + 'static {
-    /// Judges the datagrams buffered so far (never empty).
-    fn detect(&self, datagrams: &[&[u8]]) -> DatagramVerdict;
-}
-
-/// A datagram detector's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DatagramVerdict {
-    /// These datagrams are this protocol.
-    Match,
-    /// They can never be.
-    NoMatch,
-    /// Undecided: another datagram is needed.
-    NeedMore,
-}
-
-/// A UDP protocol kind.
-#[derive(Debug, Clone, Copy)]
-pub struct UdpKind {
-    /// The name written in `"kind"`.
-    pub name: &'static str,
-    /// What it matches, for documentation and error messages.
-    pub matches: &'static str,
-    build: fn(serde_json::Value) -> Result<Arc<dyn DatagramDetector>, ConfError>,
-    schema: fn(&mut SchemaGenerator) -> Schema,
-}
-
-impl UdpKind {
-    /// Builds the detector from its own keys of `conf` (the route keys
-    /// `target` and `proxyProtocol` already taken out). Unknown keys are
-    /// errors.
-    pub fn build(&self, conf: serde_json::Value) -> Result<Arc<dyn DatagramDetector>, ConfError> {
-        (self.build)(conf)
-    }
-
-    /// The JSON Schema of the detector's own keys of `conf`.
-    pub fn conf_schema(&self, generator: &mut SchemaGenerator) -> Schema {
-        (self.schema)(generator)
-    }
-}
+/// serve2's own UDP kinds.
+static OWN_KINDS: &[UdpKind] = &[UdpKind::new::<PrefixDetector>(
+    "prefix",
+    "datagrams that start with `prefix` (the first `datagrams` of a flow, default 1)",
+)];
 
 /// Every UDP kind, in documentation order.
-pub static UDP_KINDS: &[UdpKind] = &[
-    UdpKind {
-        name: "regex",
-        matches: "`patterns` (regex::bytes syntax) on the first datagram",
-        build: build_regex,
-        schema: regex_schema,
-    },
-    UdpKind {
-        name: "prefix",
-        matches: "datagrams that start with `prefix` (the first `datagrams` of a flow, default 1)",
-        build: build_prefix,
-        schema: PrefixConf::json_schema,
-    },
-];
+pub fn udp_kinds() -> impl Iterator<Item = &'static UdpKind> {
+    serve2_detect::udp_registry::UDP_KINDS.iter().chain(OWN_KINDS)
+}
 
 /// The UDP kind called `name`.
 pub fn udp_kind(name: &str) -> Option<&'static UdpKind> {
-    UDP_KINDS.iter().find(|k| k.name == name)
-}
-
-/// A TCP detector judged on a flow's first datagram alone: a datagram is
-/// whole, so "need more" there means "no".
-#[derive(Debug)]
-struct FirstDatagram(Arc<dyn serve2_detect::Detector>);
-
-impl DatagramDetector for FirstDatagram {
-    fn detect(&self, datagrams: &[&[u8]]) -> DatagramVerdict {
-        let Some(first) = datagrams.first() else { return DatagramVerdict::NeedMore };
-        if self.0.detect(first, &serve2_detect::DetectContext::default()).is_match() {
-            DatagramVerdict::Match
-        } else {
-            DatagramVerdict::NoMatch
-        }
-    }
-}
-
-fn build_regex(conf: serde_json::Value) -> Result<Arc<dyn DatagramDetector>, ConfError> {
-    let tcp = serve2_detect::registry::kind("regex").ok_or_else(|| ConfError::at(Vec::new(), "no regex kind"))?;
-    Ok(Arc::new(FirstDatagram(tcp.build(conf)?)))
-}
-
-fn regex_schema(generator: &mut SchemaGenerator) -> Schema {
-    match serve2_detect::registry::kind("regex") {
-        Some(tcp) => tcp.conf_schema(generator),
-        None => schemars::json_schema!({"type": "object"}),
-    }
+    udp_kinds().find(|k| k.name == name)
 }
 
 /// `prefix`'s keys.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PrefixConf {
+pub struct PrefixConf {
     /// The text every judged datagram starts with (UTF-8 bytes).
     prefix: String,
     /// How many datagrams must start with it before the flow matches
@@ -122,7 +39,7 @@ struct PrefixConf {
 
 /// Matches once the first `datagrams` datagrams all start with `prefix`.
 #[derive(Debug)]
-struct PrefixDetector {
+pub struct PrefixDetector {
     prefix: Vec<u8>,
     datagrams: usize,
 }
@@ -139,34 +56,26 @@ impl DatagramDetector for PrefixDetector {
     }
 }
 
-fn build_prefix(conf: serde_json::Value) -> Result<Arc<dyn DatagramDetector>, ConfError> {
-    let conf: PrefixConf = serde_path_to_error::deserialize(conf).map_err(|e| {
-        let path = e
-            .path()
-            .iter()
-            .filter_map(|segment| match segment {
-                serde_path_to_error::Segment::Map { key } => Some(ConfKey::Key(key.clone())),
-                serde_path_to_error::Segment::Seq { index } => Some(ConfKey::Index(*index)),
-                _ => None,
-            })
-            .collect();
-        ConfError::at(path, e.into_inner().to_string())
-    })?;
-    if conf.prefix.is_empty() {
-        return Err(ConfError::key("prefix", "expected a non-empty string"));
+impl FromUdpConf for PrefixDetector {
+    type Conf = PrefixConf;
+    fn from_conf(conf: PrefixConf) -> Result<Self, ConfError> {
+        if conf.prefix.is_empty() {
+            return Err(ConfError::key("prefix", "expected a non-empty string"));
+        }
+        let datagrams = conf.datagrams.unwrap_or(1);
+        if !(1..=super::MAX_BUFFERED_DATAGRAMS).contains(&datagrams) {
+            let most = super::MAX_BUFFERED_DATAGRAMS;
+            return Err(ConfError::key("datagrams", format!("expected 1 to {most} (a flow buffers at most {most})")));
+        }
+        Ok(PrefixDetector { prefix: conf.prefix.into_bytes(), datagrams })
     }
-    let datagrams = conf.datagrams.unwrap_or(1);
-    if !(1..=super::MAX_BUFFERED_DATAGRAMS).contains(&datagrams) {
-        let most = super::MAX_BUFFERED_DATAGRAMS;
-        return Err(ConfError::key("datagrams", format!("expected 1 to {most} (a flow buffers at most {most})")));
-    }
-    Ok(Arc::new(PrefixDetector { prefix: conf.prefix.into_bytes(), datagrams }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use serve2_detect::registry::ConfKey;
 
     #[test]
     fn prefix_decides_on_its_datagrams_and_never_changes_its_mind() {
@@ -184,6 +93,8 @@ mod tests {
         assert_eq!(detector.detect(&[b"HELLO there"]), DatagramVerdict::Match);
         // A prefix of the pattern is a whole datagram that does not match.
         assert_eq!(detector.detect(&[b"HEL", b"HELLO"]), DatagramVerdict::NoMatch);
+        let names: Vec<&str> = udp_kinds().map(|k| k.name).collect();
+        assert_eq!(names, ["quic", "wireguard", "openvpn", "dtls", "regex", "prefix"]);
     }
 
     #[test]

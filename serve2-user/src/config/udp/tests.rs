@@ -61,7 +61,7 @@ fn errors_name_the_field_path_and_the_reason() {
     );
     assert_eq!(
         problem(&with_udp(r#"{"protocols": [{"kind": "ssh", "conf": {"target": "127.0.0.1:9"}}]}"#)),
-        "udp.protocols[0].kind: unknown UDP kind `ssh`; expected one of regex, prefix"
+        "udp.protocols[0].kind: unknown UDP kind `ssh`; expected one of quic, wireguard, openvpn, dtls, regex, prefix"
     );
     assert_eq!(problem(&entry(r#"{"prefix": "Q"}"#)), "udp.protocols[0]: conf: missing field `target`");
     assert_eq!(
