@@ -3,6 +3,9 @@
 //! relayed intact both ways, and a refused backend ends the client's
 //! connection instead of hanging it.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
