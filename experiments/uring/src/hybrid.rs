@@ -34,7 +34,7 @@ fn worker(listener: std::net::TcpListener, target: SocketAddr) -> io::Result<()>
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // No DEFER_TASKRUN: completions must reach the ring without an enter
     // of ours, so that the ring's descriptor turns readable for epoll.
-    let options = EngineOptions { direct: false, defer_taskrun: false, hand_off: true };
+    let options = EngineOptions { direct: false, defer_taskrun: false, hand_off: true, sync_shutdown: false };
     let mut engine = Engine::new(listener, target, options)?;
     runtime.block_on(async move {
         // SAFETY: the ring's descriptor stays open while `ring` exists: the

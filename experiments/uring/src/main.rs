@@ -27,6 +27,10 @@ enum Proxy {
         /// SINGLE_ISSUER/DEFER_TASKRUN), to see what those buy.
         #[arg(long)]
         plain: bool,
+        /// With --plain: half-close with shutdown(2), not IORING_OP_SHUTDOWN
+        /// (which always runs on an io-wq worker thread).
+        #[arg(long, requires = "plain")]
+        sync_shutdown: bool,
     },
     /// io_uring for accept and the first exchange, tokio for the relay.
     Hybrid(Common),
@@ -48,8 +52,8 @@ struct Common {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().proxy {
         Proxy::Epoll(common) => epoll::serve(ready(&common)?, common.target)?,
-        Proxy::Uring { common, plain } => {
-            let options = EngineOptions { direct: !plain, defer_taskrun: !plain, hand_off: false };
+        Proxy::Uring { common, plain, sync_shutdown } => {
+            let options = EngineOptions { direct: !plain, defer_taskrun: !plain, hand_off: false, sync_shutdown };
             uring::serve(ready(&common)?, common.target, options)?;
         }
         Proxy::Hybrid(common) => hybrid::serve(ready(&common)?, common.target)?,

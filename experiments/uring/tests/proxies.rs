@@ -23,10 +23,11 @@ enum Kind {
     Epoll,
     Uring,
     UringPlain,
+    UringPlainSyncShutdown,
     Hybrid,
 }
 
-const KINDS: [Kind; 4] = [Kind::Epoll, Kind::Uring, Kind::UringPlain, Kind::Hybrid];
+const KINDS: [Kind; 5] = [Kind::Epoll, Kind::Uring, Kind::UringPlain, Kind::UringPlainSyncShutdown, Kind::Hybrid];
 
 /// Moves this thread (and the threads it starts) into a new network
 /// namespace with `lo` up; false (and why, printed) if that cannot be done.
@@ -51,15 +52,16 @@ fn start(kind: Kind, target: SocketAddr) -> SocketAddr {
     // Serves until the test process exits.
     thread::spawn(move || match kind {
         Kind::Epoll => epoll::serve(listeners, target),
-        Kind::Uring => {
-            uring::serve(listeners, target, EngineOptions { direct: true, defer_taskrun: true, hand_off: false })
-        }
-        Kind::UringPlain => {
-            uring::serve(listeners, target, EngineOptions { direct: false, defer_taskrun: false, hand_off: false })
-        }
+        Kind::Uring => uring::serve(listeners, target, options(true, false)),
+        Kind::UringPlain => uring::serve(listeners, target, options(false, false)),
+        Kind::UringPlainSyncShutdown => uring::serve(listeners, target, options(false, true)),
         Kind::Hybrid => hybrid::serve(listeners, target),
     });
     addr
+}
+
+fn options(direct: bool, sync_shutdown: bool) -> EngineOptions {
+    EngineOptions { direct, defer_taskrun: direct, hand_off: false, sync_shutdown }
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

@@ -33,6 +33,10 @@ pub struct EngineOptions {
     /// Stop after the first exchange and hand both sockets out
     /// ([`Engine::take_handed`]) instead of relaying; needs regular fds.
     pub hand_off: bool,
+    /// Half-close with a shutdown(2) call instead of IORING_OP_SHUTDOWN,
+    /// which the kernel always runs on an io-wq worker thread; needs
+    /// regular fds.
+    pub sync_shutdown: bool,
 }
 
 /// A connection whose first exchange is done, for another relay.
@@ -63,8 +67,11 @@ pub struct Engine {
 impl Engine {
     /// Sets up the ring and arms the multishot accept on `listener`.
     pub fn new(listener: std::net::TcpListener, target: SocketAddr, options: EngineOptions) -> io::Result<Self> {
-        if options.hand_off && options.direct {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "hand-off needs regular descriptors"));
+        if (options.hand_off || options.sync_shutdown) && options.direct {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "hand-off and shutdown(2) need regular descriptors",
+            ));
         }
         let direct_slots = options.direct.then_some(SLOTS);
         let ring = Ring::new(RingSetup { defer_taskrun: options.defer_taskrun, direct_slots })?;
@@ -260,6 +267,11 @@ impl Engine {
             direction.done = true;
             if other_done {
                 return self.finish_if_idle(index);
+            }
+            if let (true, Sock::Fd(fd)) = (self.options.sync_shutdown, to) {
+                // SAFETY: shutdown on the connection's own open descriptor.
+                unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+                return Ok(());
             }
             let how = libc::SHUT_WR;
             let shutdown = on_sock!(to, t => opcode::Shutdown::new(t, how).build());
