@@ -158,11 +158,11 @@ class Started:
             self.cgroup.remove()
 
     def proc_cpu_us(self):
-        """utime + stime of every thread, from /proc/PID/stat."""
+        """(utime, stime) of every thread, from /proc/PID/stat."""
         with open(f"/proc/{self.process.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks * 1e6 / os.sysconf("SC_CLK_TCK")
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) * tick_us, int(fields[12]) * tick_us
 
 
 def start(command, cgroup):
@@ -201,7 +201,9 @@ def timed_round(name, origin, seconds):
         sample["errors"] = rate["errors"] + rate["misroutes"]
         if proxy and rate["ok"]:
             sample["cpu_us_per_conn"] = (proxy.cgroup.cpu_us() - cpu_before[0]) / rate["ok"]
-            sample["proc_cpu_us_per_conn"] = (proxy.proc_cpu_us() - cpu_before[1]) / rate["ok"]
+            user, system = proxy.proc_cpu_us()
+            sample["user_us_per_conn"] = (user - cpu_before[1][0]) / rate["ok"]
+            sample["sys_us_per_conn"] = (system - cpu_before[1][1]) / rate["ok"]
         latency = load("latency", target, "--count", str(LATENCY_COUNT))
         sample.update({k: latency[k] for k in ("p50_us", "p90_us", "p99_us")})
         sample["errors"] += latency["errors"] + latency["misroutes"]
@@ -287,9 +289,9 @@ def render(results, systems, args):
         f"{args.rounds} interleaved rounds × {args.seconds} s connrate (concurrency {CONCURRENCY}), "
         f"{LATENCY_COUNT} latency samples per round.",
         "",
-        "| system | conns/s | ×direct | TTFR p50 µs | TTFR p99 µs | CPU µs/conn | syscalls/conn | io_uring_enter/conn | "
-        "ring ops/conn | io-wq punts/conn | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| system | conns/s | ×direct | TTFR p50 µs | TTFR p99 µs | CPU µs/conn | of which user | syscalls/conn | "
+        "io_uring_enter/conn | ring ops/conn | io-wq punts/conn | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_round = {}
     for s in results["rounds"]:
@@ -309,13 +311,14 @@ def render(results, systems, args):
             return f"{rate_counts[key]:.1f}" if key in rate_counts else "—"
 
         lines.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 name,
                 spread([s["conns_per_sec"] for s in samples if "conns_per_sec" in s]),
                 spread(ratios, "{:.2f}") if name != "direct" else "—",
                 spread([s["p50_us"] for s in samples if "p50_us" in s], "{:.1f}"),
                 spread([s["p99_us"] for s in samples if "p99_us" in s], "{:.0f}"),
                 spread([s["cpu_us_per_conn"] for s in samples if "cpu_us_per_conn" in s], "{:.1f}"),
+                spread([s["user_us_per_conn"] for s in samples if "user_us_per_conn" in s], "{:.1f}"),
                 count("sys_enter"),
                 f"{enter:.2f}" if enter is not None else ("0" if counting else "—"),
                 count("io_uring_submit_req"),
@@ -325,6 +328,10 @@ def render(results, systems, args):
         )
     loads = [s["loadavg_before"] for s in results["rounds"]]
     lines += [
+        "",
+        "Cells: median (min–max) over rounds; ×direct per round, then median. CPU: the proxy's cgroup "
+        "(`cpu.stat`, io-wq workers included) over the connrate run; user: utime from /proc/PID/stat. "
+        "Counts: perf tracepoints over a separate 3 s connrate run.",
         "",
         f"Load average before the runs: {min(loads):.2f}–{max(loads):.2f}.",
         "",
