@@ -67,7 +67,20 @@ def main():
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--out", default=os.path.join(HERE, "target/uring-measure"))
     parser.add_argument("--no-counting", action="store_true", help="skip the perf/strace pass")
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.25,
+        help="a round is quiet if, in each of its runs, other processes used fewer cores than this",
+    )
+    parser.add_argument("--report-only", metavar="RESULTS_JSON", help="re-render the report of an earlier run")
     args = parser.parse_args()
+    if args.report_only:
+        with open(args.report_only) as f:
+            results = json.load(f)
+        args.rounds = max((s["round"] for s in results["rounds"]), default=0)
+        print(render(results, [s for s in args.systems.split(",") if s], args))
+        return
     if os.environ.get(MARKER) is None:
         env = dict(os.environ, **{MARKER: "1"})
         os.execvpe("unshare", ["unshare", "--net", "--", sys.executable, *sys.argv], env)
@@ -77,7 +90,9 @@ def main():
         if name not in SYSTEMS:
             sys.exit(f"unknown system {name}; known: {', '.join(SYSTEMS)}")
     os.makedirs(args.out, exist_ok=True)
-    origin = start([LOAD, "origin", "--listen", "127.0.0.1:0", "--mode", "banner"], None)
+    global HARNESS
+    HARNESS = Cgroup("harness")
+    origin = start([LOAD, "origin", "--listen", "127.0.0.1:0", "--mode", "banner"], HARNESS)
     results = {"machine": machine(), "rounds": [], "counting": {}}
     try:
         for round_index in range(args.rounds):
@@ -93,6 +108,7 @@ def main():
                     print(f"counting {name}: {json.dumps(results['counting'][name])}", file=sys.stderr)
     finally:
         origin.stop()
+        HARNESS.remove()
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     report = render(results, systems, args)
@@ -138,6 +154,8 @@ class Cgroup:
 
     def remove(self):
         for _ in range(500):
+            if not os.path.exists(self.path):
+                return
             try:
                 os.rmdir(self.path)
                 return
@@ -178,8 +196,21 @@ def start(command, cgroup):
 
 
 def load(command, addr, *rest, wrap=()):
-    out = subprocess.run([*wrap, LOAD, command, "--target", addr, *rest], capture_output=True, check=True, text=True)
+    out = subprocess.run(
+        [*wrap, LOAD, command, "--target", addr, *rest],
+        capture_output=True,
+        check=True,
+        text=True,
+        preexec_fn=HARNESS.enter,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def busy_us():
+    """CPU time the whole machine spent busy (all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) * 1e6 / os.sysconf("SC_CLK_TCK")
 
 
 def loadavg():
@@ -195,7 +226,13 @@ def timed_round(name, origin, seconds):
     target = proxy.addr if proxy else origin
     try:
         cpu_before = (proxy.cgroup.cpu_us(), proxy.proc_cpu_us()) if proxy else None
+        ours_before = HARNESS.cpu_us() + (cpu_before[0] if proxy else 0)
+        busy_before, started = busy_us(), time.time()
         rate = load("connrate", target, "--concurrency", str(CONCURRENCY), "--seconds", str(seconds))
+        ours = HARNESS.cpu_us() + (proxy.cgroup.cpu_us() if proxy else 0) - ours_before
+        # Cores' worth of CPU used by anything else during the run: other
+        # sessions on this shared machine.
+        sample["foreign_cores"] = max(0.0, busy_us() - busy_before - ours) / ((time.time() - started) * 1e6)
         sample["conns_per_sec"] = rate["conns_per_sec"]
         sample["ok"] = rate["ok"]
         sample["errors"] = rate["errors"] + rate["misroutes"]
@@ -289,15 +326,67 @@ def render(results, systems, args):
         f"{args.rounds} interleaved rounds × {args.seconds} s connrate (concurrency {CONCURRENCY}), "
         f"{LATENCY_COUNT} latency samples per round.",
         "",
+    ]
+    lines += main_table(results, results["rounds"], systems)
+    quiet_rounds = {
+        r
+        for r in {s["round"] for s in results["rounds"]}
+        if all(s.get("foreign_cores", 1e9) < args.quiet_below for s in results["rounds"] if s["round"] == r)
+    }
+    quiet = [s for s in results["rounds"] if s["round"] in quiet_rounds]
+    lines += [
+        "",
+        f"Quiet rounds only ({len(quiet_rounds)} of {args.rounds}: other processes below {args.quiet_below} cores "
+        "in every run of the round):",
+        "",
+    ]
+    lines += main_table(results, quiet, systems) if quiet else ["(none)"]
+    loads = [s["loadavg_before"] for s in results["rounds"]]
+    foreign = [s["foreign_cores"] for s in results["rounds"] if "foreign_cores" in s]
+    lines += [
+        "",
+        "Cells: median (min–max) over rounds; ×direct per round, then median. CPU: the proxy's cgroup "
+        "(`cpu.stat`, io-wq workers included) over the connrate run; user: utime from /proc/PID/stat. "
+        "Counts: perf tracepoints over a separate 3 s connrate run.",
+        "",
+        f"Load average before the runs: {min(loads):.2f}–{max(loads):.2f} (ours alone keeps it near 3); "
+        f"CPU used by other processes during the connrate runs: {spread(foreign, '{:.2f}')} cores.",
+        "",
+        "Counting pass (perf tracepoints per connection; 16 concurrent / one at a time):",
+        "",
+        "| system | syscalls | ring ops | io-wq punts | poll arms | task-work adds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in systems:
+        counting = results["counting"].get(name)
+        if not counting:
+            continue
+        cells = []
+        for key in EVENTS:
+            key = key.split(":")[1]
+            pair = [counting.get(w, {}).get("per_conn", {}).get(key) for w in ("connrate", "latency")]
+            cells.append(" / ".join("—" if v is None else f"{v:.1f}" for v in pair))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "strace -c -f over a connrate run, calls per connection (slowed by tracing):", ""]
+    for name in systems:
+        counting = results["counting"].get(name)
+        if counting:
+            per = counting["strace"]["per_conn"]
+            lines.append(f"- {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items() if v >= 0.01))
+    return "\n".join(lines) + "\n"
+
+
+def main_table(results, rounds, systems):
+    lines = [
         "| system | conns/s | ×direct | TTFR p50 µs | TTFR p99 µs | CPU µs/conn | of which user | syscalls/conn | "
         "io_uring_enter/conn | ring ops/conn | io-wq punts/conn | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_round = {}
-    for s in results["rounds"]:
+    for s in rounds:
         by_round.setdefault(s["round"], {})[s["system"]] = s
     for name in systems:
-        samples = [s for s in results["rounds"] if s["system"] == name]
+        samples = [s for s in rounds if s["system"] == name]
         ratios = [
             r[name]["conns_per_sec"] / r["direct"]["conns_per_sec"]
             for r in by_round.values()
@@ -326,37 +415,7 @@ def render(results, systems, args):
                 sum(s.get("errors", 0) for s in samples),
             )
         )
-    loads = [s["loadavg_before"] for s in results["rounds"]]
-    lines += [
-        "",
-        "Cells: median (min–max) over rounds; ×direct per round, then median. CPU: the proxy's cgroup "
-        "(`cpu.stat`, io-wq workers included) over the connrate run; user: utime from /proc/PID/stat. "
-        "Counts: perf tracepoints over a separate 3 s connrate run.",
-        "",
-        f"Load average before the runs: {min(loads):.2f}–{max(loads):.2f}.",
-        "",
-        "Counting pass (perf tracepoints per connection; 16 concurrent / one at a time):",
-        "",
-        "| system | syscalls | ring ops | io-wq punts | poll arms | task-work adds |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name in systems:
-        counting = results["counting"].get(name)
-        if not counting:
-            continue
-        cells = []
-        for key in EVENTS:
-            key = key.split(":")[1]
-            pair = [counting.get(w, {}).get("per_conn", {}).get(key) for w in ("connrate", "latency")]
-            cells.append(" / ".join("—" if v is None else f"{v:.1f}" for v in pair))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "strace -c -f over a connrate run, calls per connection (slowed by tracing):", ""]
-    for name in systems:
-        counting = results["counting"].get(name)
-        if counting:
-            per = counting["strace"]["per_conn"]
-            lines.append(f"- {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items() if v >= 0.01))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":
