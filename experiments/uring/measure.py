@@ -57,12 +57,19 @@ EVENTS = [
     "io_uring:io_uring_queue_async_work",
     "io_uring:io_uring_poll_arm",
     "io_uring:io_uring_task_add",
+    "context-switches",
 ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (at most, with --quiet-rounds)")
+    parser.add_argument(
+        "--quiet-rounds",
+        type=int,
+        default=0,
+        help="stop once this many quiet rounds (see --quiet-below) are in, or after --rounds",
+    )
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--out", default=os.path.join(HERE, "target/uring-measure"))
@@ -78,7 +85,6 @@ def main():
     if args.report_only:
         with open(args.report_only) as f:
             results = json.load(f)
-        args.rounds = max((s["round"] for s in results["rounds"]), default=0)
         print(render(results, [s for s in args.systems.split(",") if s], args))
         return
     if os.environ.get(MARKER) is None:
@@ -95,12 +101,18 @@ def main():
     origin = start([LOAD, "origin", "--listen", "127.0.0.1:0", "--mode", "banner"], HARNESS)
     results = {"machine": machine(), "rounds": [], "counting": {}}
     try:
+        quiet = 0
         for round_index in range(args.rounds):
+            samples = []
             for name in systems:
                 sample = timed_round(name, origin.addr, args.seconds)
                 sample["round"] = round_index + 1
                 print(f"round {round_index + 1} {name}: {json.dumps(sample)}", file=sys.stderr)
-                results["rounds"].append(sample)
+                samples.append(sample)
+            results["rounds"] += samples
+            quiet += all(s["foreign_cores"] < args.quiet_below for s in samples)
+            if args.quiet_rounds and quiet >= args.quiet_rounds:
+                break
         if not args.no_counting:
             for name in systems:
                 if SYSTEMS[name] is not None:
@@ -267,7 +279,7 @@ def counting_pass(name, origin, out):
             for line in open(counts_file):
                 fields = line.strip().split(",")
                 if len(fields) > 2 and fields[2] in EVENTS and fields[0].isdigit():
-                    counts[fields[2].split(":")[1]] = int(fields[0]) / ok
+                    counts[fields[2].split(":")[-1]] = int(fields[0]) / ok
             result[workload] = {"conns": ok, "per_conn": counts}
         finally:
             proxy.stop()
@@ -321,6 +333,7 @@ def spread(values, fmt="{:.0f}"):
 
 def render(results, systems, args):
     m = results["machine"]
+    args.rounds = max((s["round"] for s in results["rounds"]), default=0)
     lines = [
         f"Measured {m['date']}: {m['cpus']} cores ({m['model']}), Linux {m['kernel']}; "
         f"{args.rounds} interleaved rounds × {args.seconds} s connrate (concurrency {CONCURRENCY}), "
@@ -345,7 +358,7 @@ def render(results, systems, args):
     foreign = [s["foreign_cores"] for s in results["rounds"] if "foreign_cores" in s]
     lines += [
         "",
-        "Cells: median (min–max) over rounds; ×direct per round, then median. CPU: the proxy's cgroup "
+        "Cells: median (min–max) over rounds; ×direct, ×epoll: ratio within each round, then median. CPU: the proxy's cgroup "
         "(`cpu.stat`, io-wq workers included) over the connrate run; user: utime from /proc/PID/stat. "
         "Counts: perf tracepoints over a separate 3 s connrate run.",
         "",
@@ -354,8 +367,8 @@ def render(results, systems, args):
         "",
         "Counting pass (perf tracepoints per connection; 16 concurrent / one at a time):",
         "",
-        "| system | syscalls | ring ops | io-wq punts | poll arms | task-work adds |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| system | syscalls | ring ops | io-wq punts | poll arms | task-work adds | context switches |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in systems:
         counting = results["counting"].get(name)
@@ -363,7 +376,7 @@ def render(results, systems, args):
             continue
         cells = []
         for key in EVENTS:
-            key = key.split(":")[1]
+            key = key.split(":")[-1]
             pair = [counting.get(w, {}).get("per_conn", {}).get(key) for w in ("connrate", "latency")]
             cells.append(" / ".join("—" if v is None else f"{v:.1f}" for v in pair))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -378,9 +391,9 @@ def render(results, systems, args):
 
 def main_table(results, rounds, systems):
     lines = [
-        "| system | conns/s | ×direct | TTFR p50 µs | TTFR p99 µs | CPU µs/conn | of which user | syscalls/conn | "
-        "io_uring_enter/conn | ring ops/conn | io-wq punts/conn | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| system | conns/s | ×direct | ×epoll | TTFR p50 µs | TTFR p99 µs | CPU µs/conn | CPU ×epoll | of which user | "
+        "syscalls/conn | io_uring_enter/conn | ring ops/conn | io-wq punts/conn | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by_round = {}
     for s in rounds:
@@ -392,6 +405,13 @@ def main_table(results, rounds, systems):
             for r in by_round.values()
             if name in r and "direct" in r and r["direct"].get("conns_per_sec")
         ]
+        def paired(key, base):
+            return [
+                r[name][key] / r[base][key]
+                for r in by_round.values()
+                if name in r and base in r and r[name].get(key) and r[base].get(key)
+            ]
+
         counting = results["counting"].get(name, {})
         rate_counts = counting.get("connrate", {}).get("per_conn", {})
         enter = counting.get("strace", {}).get("per_conn", {}).get("io_uring_enter")
@@ -400,13 +420,15 @@ def main_table(results, rounds, systems):
             return f"{rate_counts[key]:.1f}" if key in rate_counts else "—"
 
         lines.append(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 name,
                 spread([s["conns_per_sec"] for s in samples if "conns_per_sec" in s]),
                 spread(ratios, "{:.2f}") if name != "direct" else "—",
+                spread(paired("conns_per_sec", "epoll"), "{:.2f}") if name != "epoll" else "—",
                 spread([s["p50_us"] for s in samples if "p50_us" in s], "{:.1f}"),
                 spread([s["p99_us"] for s in samples if "p99_us" in s], "{:.0f}"),
                 spread([s["cpu_us_per_conn"] for s in samples if "cpu_us_per_conn" in s], "{:.1f}"),
+                spread(paired("cpu_us_per_conn", "epoll"), "{:.2f}") if name not in ("epoll", "direct") else "—",
                 spread([s["user_us_per_conn"] for s in samples if "user_us_per_conn" in s], "{:.1f}"),
                 count("sys_enter"),
                 f"{enter:.2f}" if enter is not None else ("0" if counting else "—"),
