@@ -21,8 +21,6 @@
 //! listed). Every later datagram must carry fragments of the same hello; a
 //! hello still incomplete after [`MAX_DATAGRAMS`] datagrams is refused.
 
-use serde::Deserialize;
-
 use crate::datagram::{DatagramDetector, DatagramVerdict};
 use crate::reassembly::Reassembly;
 use crate::registry::ConfError;
@@ -51,18 +49,7 @@ pub struct DtlsDetector {
 }
 
 /// The keys of `dtls`'s `conf`.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Conf {
-    /// SNI patterns (see [`crate::names`]); `""` is a hello without SNI.
-    /// Absent: any name, or none.
-    #[serde(default)]
-    pub server_names: Option<Vec<String>>,
-    /// ALPN protocols; the hello must offer at least one of them. Absent:
-    /// ALPN is not looked at.
-    #[serde(default)]
-    pub alpn: Option<Vec<String>>,
-}
+pub type Conf = crate::tls::filter::FilterConf;
 
 /// One fragment of the ClientHello, from one record.
 struct Fragment<'a> {
@@ -164,7 +151,7 @@ impl DatagramDetector for DtlsDetector {
 impl FromUdpConf for DtlsDetector {
     type Conf = Conf;
     fn from_conf(conf: Conf) -> Result<Self, ConfError> {
-        Ok(Self { filter: HelloFilter::from_conf(conf.server_names, conf.alpn)? })
+        Ok(Self { filter: conf.filter()? })
     }
 }
 

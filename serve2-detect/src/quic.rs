@@ -38,8 +38,6 @@
 //! overtook it) is refused: clients send the Initial first, and reordering
 //! before the first reply is rare.
 
-use serde::Deserialize;
-
 use crate::datagram::{DatagramDetector, DatagramVerdict};
 use crate::reassembly::Reassembly;
 use crate::registry::ConfError;
@@ -68,19 +66,8 @@ pub struct QuicDetector {
     filter: HelloFilter,
 }
 
-/// The keys of `quic`'s `conf`.
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Conf {
-    /// SNI patterns (see [`crate::names`]); `""` is a hello without SNI.
-    /// Absent: any name, or none. Given: the Initials are decrypted.
-    #[serde(default)]
-    pub server_names: Option<Vec<String>>,
-    /// ALPN protocols; the hello must offer at least one of them. Absent:
-    /// ALPN is not looked at. Given: the Initials are decrypted.
-    #[serde(default)]
-    pub alpn: Option<Vec<String>>,
-}
+/// The keys of `quic`'s `conf` (given, the Initials are decrypted).
+pub type Conf = crate::tls::filter::FilterConf;
 
 impl DatagramDetector for QuicDetector {
     fn detect(&self, datagrams: &[&[u8]]) -> DatagramVerdict {
@@ -159,7 +146,7 @@ impl QuicDetector {
 impl FromUdpConf for QuicDetector {
     type Conf = Conf;
     fn from_conf(conf: Conf) -> Result<Self, ConfError> {
-        Ok(Self { filter: HelloFilter::from_conf(conf.server_names, conf.alpn)? })
+        Ok(Self { filter: conf.filter()? })
     }
 }
 

@@ -18,19 +18,24 @@ pub enum ProxyVersion {
 /// Both addresses are given the same family, as the format requires: an
 /// IPv4 address beside an IPv6 one is written IPv4-mapped.
 pub fn encode(version: ProxyVersion, source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
-    let (source, destination) = same_family(source, destination);
     match version {
-        ProxyVersion::V1 => ppp::v1::Addresses::from((source, destination)).to_string().into_bytes(),
-        ProxyVersion::V2 => {
-            let version_command = ppp::v2::Version::Two as u8 | ppp::v2::Command::Proxy as u8;
-            let built =
-                ppp::v2::Builder::with_addresses(version_command, ppp::v2::Protocol::Stream, (source, destination))
-                    .build();
-            // Writing addresses into a Vec cannot fail; fall back to LOCAL
-            // (the backend then uses the connection's own addresses).
-            built.unwrap_or_else(|_| V2_LOCAL.to_vec())
+        ProxyVersion::V1 => {
+            let (source, destination) = same_family(source, destination);
+            ppp::v1::Addresses::from((source, destination)).to_string().into_bytes()
         }
+        ProxyVersion::V2 => encode_v2(ppp::v2::Protocol::Stream, source, destination),
     }
+}
+
+/// The v2 header for `protocol` (stream for TCP, datagram for UDP) from
+/// `source` to `destination`, both in one family.
+pub(crate) fn encode_v2(protocol: ppp::v2::Protocol, source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let (source, destination) = same_family(source, destination);
+    let version_command = ppp::v2::Version::Two as u8 | ppp::v2::Command::Proxy as u8;
+    let built = ppp::v2::Builder::with_addresses(version_command, protocol, (source, destination)).build();
+    // Writing addresses into a Vec cannot fail; fall back to LOCAL (the
+    // backend then uses the connection's or datagram's own addresses).
+    built.unwrap_or_else(|_| V2_LOCAL.to_vec())
 }
 
 const V2_LOCAL: [u8; 16] =

@@ -6,6 +6,28 @@ use crate::names::NamePatterns;
 use crate::registry::{ConfError, ConfKey};
 use crate::tls::hello::{Hello, MAX_NAME};
 
+/// The `conf` of a kind whose only keys are `serverNames` and `alpn`
+/// (`quic`, `dtls`).
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FilterConf {
+    /// SNI patterns (see [`crate::names`]); `""` is a hello without SNI.
+    /// Absent: any name, or none.
+    #[serde(default)]
+    pub server_names: Option<Vec<String>>,
+    /// ALPN protocols; the hello must offer at least one of them. Absent:
+    /// ALPN is not looked at.
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+}
+
+impl FilterConf {
+    /// The checked filter.
+    pub(crate) fn filter(self) -> Result<HelloFilter, ConfError> {
+        HelloFilter::from_conf(self.server_names, self.alpn)
+    }
+}
+
 /// The configured SNI patterns and ALPN protocols; either may be absent.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HelloFilter {

@@ -161,24 +161,34 @@ impl Checker<'_> {
             }
         };
         let handler = route.and_then(|route| self.route(&conf_at, &route, shared));
-        let detector = match kind.build(serde_json::Value::Object(keys)) {
-            Ok(detector) => Some(detector),
-            Err(e) => {
-                let path = e.path.iter().fold(conf_at.clone(), |path, key| match key {
-                    serve2_detect::registry::ConfKey::Key(k) => path.key(k),
-                    serve2_detect::registry::ConfKey::Index(i) => path.index(*i),
-                });
-                let mut message = strip_position(&e.message);
-                if let Some(unknown) = message.strip_suffix(", there are no fields") {
-                    message = format!("{unknown}: `{}` takes only the route keys {}", kind.name, ROUTE_KEYS.join(", "));
-                } else if message.starts_with("unknown field") {
-                    message = format!("{message}, or a route key: {}", ROUTE_KEYS.join(", "));
-                }
-                self.problem(path, message);
-                None
-            }
-        };
+        let detector = kind
+            .build(serde_json::Value::Object(keys))
+            .map_err(|e| self.detector_problem(&conf_at, kind.name, &ROUTE_KEYS, e))
+            .ok();
         Some((detector?, Arc::new(handler?)))
+    }
+
+    /// Reports a kind's refusal of its `conf` keys (at `conf_at`), naming
+    /// the route keys `route_keys` the kind shares with every other.
+    pub(super) fn detector_problem(
+        &mut self,
+        conf_at: &JsonPath,
+        kind: &str,
+        route_keys: &[&str],
+        error: serve2_detect::registry::ConfError,
+    ) {
+        let path = error.path.iter().fold(conf_at.clone(), |path, key| match key {
+            serve2_detect::registry::ConfKey::Key(k) => path.key(k),
+            serve2_detect::registry::ConfKey::Index(i) => path.index(*i),
+        });
+        let mut message = strip_position(&error.message);
+        let keys = route_keys.join(", ");
+        if let Some(unknown) = message.strip_suffix(", there are no fields") {
+            message = format!("{unknown}: `{kind}` takes only the route keys {keys}");
+        } else if message.starts_with("unknown field") {
+            message = format!("{message}, or a route key: {keys}");
+        }
+        self.problem(path, message);
     }
 
     /// The shared route handler for `route` (at `at`: the object holding

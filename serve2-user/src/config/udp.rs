@@ -259,24 +259,10 @@ impl Checker<'_> {
                 None
             }
         };
-        let detector = match kind.build(serde_json::Value::Object(keys)) {
-            Ok(detector) => Some(detector),
-            Err(e) => {
-                let path = e.path.iter().fold(conf_at.clone(), |path, key| match key {
-                    serve2_detect::registry::ConfKey::Key(k) => path.key(k),
-                    serve2_detect::registry::ConfKey::Index(i) => path.index(*i),
-                });
-                let mut message = strip_position(&e.message);
-                if let Some(unknown) = message.strip_suffix(", there are no fields") {
-                    let keys = UDP_ROUTE_KEYS.join(", ");
-                    message = format!("{unknown}: `{}` takes only the route keys {keys}", kind.name);
-                } else if message.starts_with("unknown field") {
-                    message = format!("{message}, or a route key: {}", UDP_ROUTE_KEYS.join(", "));
-                }
-                self.problem(path, message);
-                None
-            }
-        };
+        let detector = kind
+            .build(serde_json::Value::Object(keys))
+            .map_err(|e| self.detector_problem(&conf_at, kind.name, &UDP_ROUTE_KEYS, e))
+            .ok();
         Some(UdpProtocol { name: kind.name.to_owned(), detector: Arc::clone(&detector?), route: route? })
     }
 

@@ -4,35 +4,12 @@
 //! destination. A backend reads it off each datagram (HAProxy's
 //! `proxy-protocol` for UDP, or `ppp` as the tests do).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 /// The header for a flow from `client` to `dialled`; the same bytes
 /// prefix every datagram of the flow, so it is built once.
 pub fn datagram_header(client: SocketAddr, dialled: SocketAddr) -> Vec<u8> {
-    let (source, destination) = same_family(client, dialled);
-    let version_command = ppp::v2::Version::Two as u8 | ppp::v2::Command::Proxy as u8;
-    let built =
-        ppp::v2::Builder::with_addresses(version_command, ppp::v2::Protocol::Datagram, (source, destination)).build();
-    // Writing addresses into a Vec cannot fail; fall back to LOCAL (the
-    // backend then uses the datagram's own addresses).
-    built.unwrap_or_else(|_| LOCAL.to_vec())
-}
-
-const LOCAL: [u8; 16] =
-    [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0x00, 0x00, 0x00];
-
-/// Both addresses in one family, as the format requires (IPv4-mapped when
-/// they differ).
-fn same_family(source: SocketAddr, destination: SocketAddr) -> (SocketAddr, SocketAddr) {
-    let mapped = |a: SocketAddr| match a.ip() {
-        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
-        IpAddr::V6(_) => a,
-    };
-    if source.is_ipv4() == destination.is_ipv4() {
-        (source, destination)
-    } else {
-        (mapped(source), mapped(destination))
-    }
+    crate::proxy_header::encode_v2(ppp::v2::Protocol::Datagram, client, dialled)
 }
 
 #[cfg(test)]
