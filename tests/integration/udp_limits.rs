@@ -121,3 +121,77 @@ fn metrics_count_flows_table_full_and_undetected() {
         daemon.stop().await;
     });
 }
+
+/// Sends one datagram from `source` (any address: IP_TRANSPARENT lets a
+/// socket send from an address this host does not have).
+fn send_spoofed(source: std::net::SocketAddr, to: std::net::SocketAddr, data: &[u8]) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    socket.set_ip_transparent_v4(true).unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.send_to(data, &to.into()).unwrap();
+}
+
+#[test]
+fn a_flood_of_spoofed_sources_fills_no_more_than_the_limits_and_a_real_flow_is_still_served() {
+    in_netns(|| async {
+        crate::support::ip(&["addr", "add", "10.200.0.1/16", "dev", "lo"]);
+        let backend = UdpBackend::start("real").await;
+        // Two datagrams decide a flow: every spoofed one stays undecided,
+        // buffered, until detectTimeout drops it (there is no default).
+        let body = format!(
+            r#""maxFlows": 2000, "maxFlowsPerSource": 8, "detectTimeout": 1,
+               "udp": {{"protocols": [{{"kind": "prefix", "conf": {{"prefix": "R", "datagrams": 2, "target": "{}"}}}}]}}"#,
+            backend.addr
+        );
+        let daemon = UdpDaemon::start_at(&body, "10.200.0.1:0").await;
+        let to = daemon.addr;
+        let sent = tokio::task::spawn_blocking(move || {
+            // 100,000 datagrams from as many sources, over 1,024 source /24s.
+            let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0..100_000u32 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let network = (i % 1024) as u16;
+                let source = std::net::SocketAddr::from((
+                    [10, 201 + (network >> 8) as u8, network as u8, (seed % 254) as u8 + 1],
+                    1024 + (seed >> 16) as u16 % 60000,
+                ));
+                send_spoofed(source, to, b"R spoofed");
+            }
+        });
+        let mut most = 0;
+        while !sent.is_finished() {
+            most = most.max(daemon.status().await.flows);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        sent.await.unwrap();
+        let status = daemon.status().await;
+        most = most.max(status.flows);
+        assert!(most <= 2000, "the table never holds more than maxFlows: {most}");
+        let refused = status.dropped["table_full"] + status.dropped["source_full"];
+        assert!(refused > 0, "the flood met the limits: {status:#?}");
+        // A real client is served: at once if the table has room, else as
+        // soon as the undecided spoofed flows time out (bounded wait).
+        let client = client_at("10.200.0.1:0").await;
+        let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+        let mut buffer = [0u8; 64];
+        loop {
+            client.send_to(b"R1", to).await.unwrap();
+            client.send_to(b"R2", to).await.unwrap();
+            if let Ok(Ok((n, from))) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), client.recv_from(&mut buffer)).await
+            {
+                assert_eq!(from, to);
+                assert!(buffer[..n].starts_with(b"real:R"), "{:?}", String::from_utf8_lossy(&buffer[..n]));
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the real flow was never served: {:#?}",
+                daemon.status().await
+            );
+        }
+        daemon.stop().await;
+    });
+}
