@@ -35,3 +35,4 @@ mod udp_daemon;
 mod udp_limits;
 mod udp_socket;
 mod udp_steer;
+mod udp_wireguard;

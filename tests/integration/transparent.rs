@@ -12,10 +12,10 @@ use crate::support::*;
 const BANNER: &[u8] = include_bytes!("../fixtures/openssh-client-banner.bin");
 
 /// A named network namespace, deleted when dropped.
-struct NamedNetns(String);
+pub(crate) struct NamedNetns(pub(crate) String);
 
 impl NamedNetns {
-    fn new(role: &str) -> NamedNetns {
+    pub(crate) fn new(role: &str) -> NamedNetns {
         let name = format!("serve2-test-{}-{role}", std::process::id());
         ip(&["netns", "add", &name]);
         NamedNetns(name)
@@ -23,7 +23,7 @@ impl NamedNetns {
 
     /// Runs `f` on a thread inside this namespace: sockets it creates stay
     /// there after the thread is gone.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(crate) fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let file = std::fs::File::open(format!("/run/netns/{}", self.0)).expect("netns file");
         std::thread::spawn(move || {
             // SAFETY: setns moves only this new thread into the namespace.
@@ -35,7 +35,7 @@ impl NamedNetns {
         .expect("thread in netns")
     }
 
-    fn ip(&self, args: &[&str]) {
+    pub(crate) fn ip(&self, args: &[&str]) {
         let mut full = vec!["-n", self.0.as_str()];
         full.extend_from_slice(args);
         ip(&full);

@@ -28,6 +28,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "openvpn",
     "systemd",
     "fail2ban",
+    "wireguard-tools",
+    "wireguard-go",
 ];
 
 /// Debian packages `cargo xtask bench` measures against or drives.
