@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -88,22 +90,6 @@ fn breaches(subjects: &[Subject], label: &str, flight: &[u8]) -> Vec<String> {
         }
     }
     found
-}
-
-/// xorshift64: reproducible, no crate needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Bytes that matter to the detectors' grammars.

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -77,22 +79,6 @@ fn junk_and_tcp_first_flights_are_refused_by_every_kind() {
             let outcome = judge_datagrams(detector.as_ref(), &slices(flow));
             assert_eq!(outcome, Outcome::No, "{kind} on {name}");
         }
-    }
-}
-
-/// xorshift64: reproducible, no crate needed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 

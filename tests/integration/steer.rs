@@ -62,7 +62,7 @@ fn listeners_of(pid: u32) -> Vec<u16> {
 }
 
 /// A small xorshift generator: random ports, reproducible from the seed.
-fn random_ports(count: usize, exclude: &[u16]) -> Vec<u16> {
+pub(crate) fn random_ports(count: usize, exclude: &[u16]) -> Vec<u16> {
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("random port seed {seed}");
     let mut ports = BTreeSet::new();

@@ -80,25 +80,15 @@ fn under_all_two_hundred_random_ports_each_carry_a_flow_answered_from_the_dialle
         let body =
             format!(r#""steer": {{"udpPorts": ["all"]}}, "udp": {{"forward": {{"target": "{}"}}}}"#, backend.addr);
         let (dir, mut daemon) = start(&body).await;
-        let mut seed =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-        eprintln!("random port seed {seed}");
         // Outside the ephemeral range: there the clients' own sockets are
         // bound, and a dialled port a local non-serve2 socket holds cannot
         // be answered from (serve2 logs that flow's failure).
         let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
         let bounds: Vec<u16> = range.split_whitespace().map(|n| n.parse().unwrap()).collect();
-        let mut ports = std::collections::BTreeSet::new();
-        while ports.len() < 200 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let port = (seed % 65535) as u16 + 1;
-            let ephemeral = (bounds[0]..=bounds[1]).contains(&port);
-            if !ephemeral && !backend.addr.ends_with(&format!(":{port}")) {
-                ports.insert(port);
-            }
-        }
+        let backend_port: u16 = backend.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let mut avoid: Vec<u16> = (bounds[0]..=bounds[1]).collect();
+        avoid.push(backend_port);
+        let ports = crate::steer::random_ports(200, &avoid);
         let mut clients = Vec::new();
         for &port in &ports {
             let dialled = SocketAddr::from(([127, 0, 0, 1], port));

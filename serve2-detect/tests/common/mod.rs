@@ -55,3 +55,21 @@ pub fn captured_udp_flows() -> Vec<(String, Vec<Vec<u8>>)> {
     assert!(flows.len() >= 20, "only {} captured UDP flows", flows.len());
     flows
 }
+
+/// xorshift64: reproducible, no crate needed.
+#[allow(dead_code)] // not every test file uses it
+pub struct Rng(pub u64);
+
+#[allow(dead_code)]
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}

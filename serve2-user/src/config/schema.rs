@@ -109,10 +109,9 @@ fn builtin(generator: &mut SchemaGenerator, kind: &str) -> Option<(&'static str,
     })
 }
 
-/// A routed kind's `conf`: its detector's keys plus the route keys.
-fn routed_conf(generator: &mut SchemaGenerator, kind: &Kind) -> Schema {
-    let mut conf = kind.conf_schema(generator);
-    let route = RouteConf::json_schema(generator);
+/// Adds the `properties` and `required` of `route` (the route keys) to a
+/// kind's own `conf` schema; returns its object for more keys.
+pub(super) fn with_route_keys<'s>(conf: &'s mut Schema, route: &Schema) -> &'s mut serde_json::Map<String, Value> {
     let object = conf.ensure_object();
     for key in ["properties", "required"] {
         let Some(from_route) = route.get(key) else { continue };
@@ -123,6 +122,14 @@ fn routed_conf(generator: &mut SchemaGenerator, kind: &Kind) -> Schema {
             _ => {}
         }
     }
+    object
+}
+
+/// A routed kind's `conf`: its detector's keys plus the route keys.
+fn routed_conf(generator: &mut SchemaGenerator, kind: &Kind) -> Schema {
+    let mut conf = kind.conf_schema(generator);
+    let route = RouteConf::json_schema(generator);
+    let object = with_route_keys(&mut conf, &route);
     object.insert(
         "description".to_owned(),
         format!(

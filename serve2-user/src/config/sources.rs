@@ -58,8 +58,9 @@ impl SourceRules {
         self.allow.is_empty() && self.deny.is_empty() && self.rate_limit.is_none()
     }
 
-    /// What the rules say of a source before any rate limit: refused or not
-    /// (the kernel program's rule, for tests and status).
+    /// What the rules say of a source before any rate limit: refused or
+    /// not. The kernel program's rule, modelled for the tests.
+    #[cfg(test)]
     pub fn refuses(&self, source: IpAddr) -> bool {
         let source = source.to_canonical();
         let longest = |nets: &[IpNet]| nets.iter().filter(|n| n.contains(&source)).map(IpNet::prefix_len).max();

@@ -42,16 +42,7 @@ pub fn conf_definition(kind: &str) -> String {
 fn branch(generator: &mut SchemaGenerator, kind: &UdpKind) -> Value {
     let mut conf = kind.conf_schema(generator);
     let route = UdpRouteConf::json_schema(generator);
-    let object = conf.ensure_object();
-    for key in ["properties", "required"] {
-        let Some(from_route) = route.get(key) else { continue };
-        let merged = object.entry(key).or_insert_with(|| if key == "required" { json!([]) } else { json!({}) });
-        match (merged, from_route) {
-            (Value::Object(own), Value::Object(more)) => own.extend(more.clone()),
-            (Value::Array(own), Value::Array(more)) => own.extend(more.iter().cloned()),
-            _ => {}
-        }
-    }
+    let object = super::schema::with_route_keys(&mut conf, &route);
     let description = format!(
         "`{}`'s `conf` in `udp.protocols`: the route keys (`target` required, `proxyProtocol`) and the kind's own \
          keys.",

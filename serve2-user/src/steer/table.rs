@@ -86,11 +86,6 @@ impl KernelTable {
         }
         Ok(KernelTable { entries, policies })
     }
-
-    /// The ports whose entry is `flag`-marked.
-    pub fn ports_with(&self, flag: u32) -> PortSet {
-        (1..=u16::MAX).filter(|&port| self.entries[usize::from(port)] & flag != 0).collect()
-    }
 }
 
 /// The forward target, if it is an address of this namespace (only a
