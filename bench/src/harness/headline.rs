@@ -54,7 +54,7 @@ const fn target(
 
 /// The targets, headline first: the short-connection workload with both
 /// proxies logging as deployed.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 11] = [
     target("new conns/s, both logging", "serve2-logging", "haproxy-logging", |s| s.conns_per_sec, Rule::AtLeast(1.15)),
     target(
         "p99 first reply at 16 clients, both logging",
@@ -71,6 +71,10 @@ pub const TARGETS: [Target; 9] = [
         |s| s.load_ttfr_p99_us,
         Rule::AtMost(1.0),
     ),
+    // What the log line costs: the rate, and the proxy's own CPU per
+    // connection (steadier than rates on shared cores).
+    target("logging cost, new conns/s", "serve2-logging", "serve2", |s| s.conns_per_sec, Rule::AtLeast(0.95)),
+    target("logging cost, CPU per connection", "serve2-logging", "serve2", |s| s.cpu_us_per_conn, Rule::AtMost(1.05)),
     target("bulk up", "serve2", "haproxy", |s| s.bulk_up_gbps, Rule::AtLeast(1.3)),
     target("bulk down", "serve2", "haproxy", |s| s.bulk_down_gbps, Rule::AtLeast(1.3)),
     target("CPU per GB", "serve2", "haproxy", |s| s.cpu_s_per_gb, Rule::AtMost(0.5)),

@@ -41,7 +41,7 @@ fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) 
     // and nothing else, from when the lines of those before are all in.
     let lines_before = running.log.as_ref().map(|log| log.quiet_count());
     let mut made = 0;
-    let result = connrate(plan, to.banner, sample).map(|n| made += n);
+    let result = connrate(plan, to.banner, proxy, sample).map(|n| made += n);
     sample.check("connrate", result);
     let result = latency(plan, to.banner, sample).map(|n| made += n);
     sample.check("latency", result);
@@ -85,8 +85,11 @@ fn bulk(plan: &Plan, port: u16, proxy: Option<&Spawned>, sample: &mut Sample) ->
     Ok(())
 }
 
-/// The headline workload; returns the connections it completed.
-fn connrate(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<u64> {
+/// The headline workload; returns the connections it completed. The
+/// proxy's CPU time over the run, per completed connection, is what a log
+/// line costs when rates are too noisy to show it.
+fn connrate(plan: &Plan, port: u16, proxy: Option<&Spawned>, sample: &mut Sample) -> anyhow::Result<u64> {
+    let cpu_before = proxy.map(Spawned::cpu_seconds);
     let args = load_args(
         "connrate",
         port,
@@ -97,7 +100,11 @@ fn connrate(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result<u64> 
     sample.conns_per_sec = result["conns_per_sec"].as_f64();
     sample.load_ttfr_p50_us = result["ttfr_p50_us"].as_f64();
     sample.load_ttfr_p99_us = result["ttfr_p99_us"].as_f64();
-    Ok(completed(&result))
+    let made = completed(&result);
+    if let (Some(before), Some(proxy), true) = (cpu_before, proxy, made > 0) {
+        sample.cpu_us_per_conn = Some((proxy.cpu_seconds() - before) * 1e6 / made as f64);
+    }
+    Ok(made)
 }
 
 /// One connection at a time; returns the connections it completed.

@@ -19,6 +19,8 @@ pub struct Sample {
     /// Time to first reply byte in that run, from just before connect().
     pub load_ttfr_p50_us: Option<f64>,
     pub load_ttfr_p99_us: Option<f64>,
+    /// Proxy CPU microseconds (all its processes) per connection of that run.
+    pub cpu_us_per_conn: Option<f64>,
     /// Time to first reply byte, one connection at a time.
     pub ttfr_p50_us: Option<f64>,
     pub ttfr_p90_us: Option<f64>,

@@ -28,7 +28,7 @@ pub struct Metric {
 }
 
 /// The table's columns, in order (errors come last, separately).
-pub const METRICS: [Metric; 11] = [
+pub const METRICS: [Metric; 12] = [
     Metric { key: "bulk_up_gbps", title: "bulk up Gbit/s", value: |s| s.bulk_up_gbps, compare: Compare::Ratio },
     Metric { key: "bulk_down_gbps", title: "bulk down Gbit/s", value: |s| s.bulk_down_gbps, compare: Compare::Ratio },
     Metric { key: "conns_per_sec", title: "conns/s", value: |s| s.conns_per_sec, compare: Compare::Ratio },
@@ -50,6 +50,7 @@ pub const METRICS: [Metric; 11] = [
     Metric { key: "idle_kib_per_conn", title: "idle KiB/conn", value: |s| s.idle_kib_per_conn, compare: Compare::Own },
     Metric { key: "idle_fds_per_conn", title: "idle fds/conn", value: |s| s.idle_fds_per_conn, compare: Compare::Own },
     Metric { key: "cpu_s_per_gb", title: "CPU s/GB", value: |s| s.cpu_s_per_gb, compare: Compare::Own },
+    Metric { key: "cpu_us_per_conn", title: "CPU µs/conn", value: |s| s.cpu_us_per_conn, compare: Compare::Own },
 ];
 
 /// One metric of one system over the rounds.
