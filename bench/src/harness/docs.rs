@@ -52,6 +52,10 @@ const OUTRO: &str = "
 - `serve2-kernel-direct` steers one port whose policy forwards every
   connection to the banner origin without detection; it is measured on the
   connection metrics only, against `direct`.
+- CPU µs/conn is the proxy's CPU time over the connection-rate run divided
+  by the connections it completed: steadier than the rate on cores shared
+  with the clients and the origin, it is what the logging-cost targets also
+  compare (serve2-logging against serve2).
 - CPU comes from a cgroup v2 per proxy (`cpu.stat`), which keeps the time of
   processes that already exited (sslh-fork's per-connection children);
   without cgroup v2, from /proc (live processes and the children they reaped).
