@@ -33,6 +33,7 @@ mod transparent;
 mod udp;
 mod udp_daemon;
 mod udp_limits;
+mod udp_quic;
 mod udp_socket;
 mod udp_steer;
 mod udp_wireguard;

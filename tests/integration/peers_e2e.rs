@@ -2,8 +2,8 @@
 //! `ssh` and a 50 MiB `scp` to a real sshd, `curl` over HTTP/2 and HTTP/1.1
 //! over TLS terminated by serve2 (to the built-in `http` handler and to a
 //! real nginx behind `proxy` and `h2c`), and an `openssl s_client` SNI ×
-//! ALPN matrix against `tlsmatcher`. PostgreSQL and OpenVPN are in the
-//! submodules. (SSH over TLS with `s_client` as the ProxyCommand is in
+//! ALPN matrix against `tlsmatcher`. PostgreSQL and OpenVPN (TCP and UDP) are
+//! in the submodules. (SSH over TLS with `s_client` as the ProxyCommand is in
 //! `openssh.rs`.)
 
 mod openvpn;

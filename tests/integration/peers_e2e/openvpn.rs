@@ -1,7 +1,8 @@
-//! A real OpenVPN 2.6 TCP client reaching its server through serve2, in TLS
-//! mode with a fresh PKI, the control channel bare, with `--tls-auth`,
-//! `--tls-crypt` and `--tls-crypt-v2`; `--dev null`, so no tun device is
-//! needed.
+//! A real OpenVPN 2.6 client reaching its server through serve2, over TCP
+//! (`address`, the `openvpn` route) and over UDP (`udpAddress`, the UDP
+//! `openvpn` kind), in TLS mode with a fresh PKI, the control channel bare,
+//! with `--tls-auth`, `--tls-crypt` and `--tls-crypt-v2`; `--dev null`, so
+//! no tun device is needed.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 use super::run_ok;
+use crate::support::udp::UdpDaemon;
 use crate::support::*;
 
 const OPENVPN: &str = "/usr/sbin/openvpn";
@@ -90,6 +92,78 @@ impl Wrap {
     }
 }
 
+/// How the peers and serve2 carry OpenVPN.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The server's and the client's `--proto`.
+    fn protos(self) -> [&'static str; 2] {
+        match self {
+            Transport::Tcp => ["tcp-server", "tcp-client"],
+            // Point-to-point TLS mode over UDP needs nothing more: the
+            // server takes its peer's address from the first packet that
+            // authenticates (serve2's backend socket for the whole flow), and
+            // the client's replies come from exactly the address it sent to,
+            // so neither `--float` nor a fixed `--remote` on the server is
+            // needed. `--explicit-exit-notify` only speeds up a peer's exit.
+            Transport::Udp => ["udp", "udp"],
+        }
+    }
+
+    /// A port nothing uses on this transport now.
+    fn free_port(self) -> u16 {
+        match self {
+            Transport::Tcp => free_port(),
+            Transport::Udp => crate::support::udp::free_port(),
+        }
+    }
+
+    /// Waits, bounded, until the server is ready for its client.
+    async fn server_ready(self, port: u16, log: &mut Lines<BufReader<ChildStdout>>) {
+        match self {
+            Transport::Tcp => wait_listening(port).await,
+            // Printed once the socket is bound.
+            Transport::Udp => wait_for("the OpenVPN UDP server", log, "link local (bound)", WAIT).await,
+        }
+    }
+
+    /// serve2 with `protocols` in this transport's block.
+    async fn serve2(self, protocols: &str) -> Serve2 {
+        match self {
+            Transport::Tcp => {
+                Serve2::Tcp(Daemon::start(&format!(r#"{{"address": ":0", "protocols": [{protocols}]}}"#)).await)
+            }
+            Transport::Udp => Serve2::Udp(UdpDaemon::start(&format!(r#""udp": {{"protocols": [{protocols}]}}"#)).await),
+        }
+    }
+}
+
+/// serve2 serving TCP or UDP.
+enum Serve2 {
+    Tcp(Daemon),
+    Udp(UdpDaemon),
+}
+
+impl Serve2 {
+    fn port(&self) -> u16 {
+        match self {
+            Serve2::Tcp(daemon) => daemon.addr.port(),
+            Serve2::Udp(daemon) => daemon.addr.port(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Serve2::Tcp(daemon) => daemon.stop().await,
+            Serve2::Udp(daemon) => daemon.stop().await,
+        }
+    }
+}
+
 fn openvpn(dir: &Path, role: &str, args: &[String]) -> (Child, Lines<BufReader<ChildStdout>>) {
     let file = |ext: &str| dir.join(format!("{role}.{ext}"));
     let mut child = Command::new(OPENVPN)
@@ -124,35 +198,36 @@ async fn wait_for(who: &str, lines: &mut Lines<BufReader<ChildStdout>>, needle: 
     }
 }
 
-/// Starts a TLS-mode TCP server, serve2 with `protocols` (`{server}` is
-/// replaced by its address) and a client through serve2 (straight to the
-/// server without `protocols`); both must complete initialisation.
-async fn client_reaches_server_through(protocols: Option<&str>, wrap: Wrap) {
+/// Starts a TLS-mode server on `transport`, serve2 with `protocols`
+/// (`{server}` is replaced by its address) and a client through serve2
+/// (straight to the server without `protocols`); both must complete
+/// initialisation.
+async fn client_reaches_server_through(transport: Transport, protocols: Option<&str>, wrap: Wrap) {
     let dir = tempfile::tempdir().unwrap();
     write_pki(dir.path());
     let (server_wrap, client_wrap) = wrap.keys(dir.path()).await;
-    let port = free_port();
+    let port = transport.free_port();
+    let [server_proto, client_proto] = transport.protos();
     let mut server_args: Vec<String> =
-        ["--proto", "tcp-server", "--local", "127.0.0.1", "--port", &port.to_string(), "--tls-server", "--dh", "none"]
+        ["--proto", server_proto, "--local", "127.0.0.1", "--port", &port.to_string(), "--tls-server", "--dh", "none"]
             .map(String::from)
             .to_vec();
     server_args.extend(server_wrap);
     let (mut server, mut server_log) = openvpn(dir.path(), "server", &server_args);
-    wait_listening(port).await;
+    transport.server_ready(port, &mut server_log).await;
     assert!(server.try_wait().unwrap().is_none(), "the OpenVPN server exited");
 
     let daemon = match protocols {
         Some(protocols) => {
-            let protocols = protocols.replace("{server}", &json(format!("127.0.0.1:{port}")));
-            Some(Daemon::start(&format!(r#"{{"address": ":0", "protocols": [{protocols}]}}"#)).await)
+            Some(transport.serve2(&protocols.replace("{server}", &json(format!("127.0.0.1:{port}")))).await)
         }
         None => None,
     };
-    let remote_port = daemon.as_ref().map_or(port, |d| d.addr.port());
+    let remote_port = daemon.as_ref().map_or(port, Serve2::port);
     let client_args = [
         "--client",
         "--proto",
-        "tcp-client",
+        client_proto,
         "--remote",
         "127.0.0.1",
         &remote_port.to_string(),
@@ -170,16 +245,16 @@ async fn client_reaches_server_through(protocols: Option<&str>, wrap: Wrap) {
     .collect::<Vec<_>>();
     let (_client, mut client_log) = openvpn(dir.path(), "client", &client_args);
     let done = "Initialization Sequence Completed";
-    wait_for(&format!("the OpenVPN client ({wrap:?})"), &mut client_log, done, HANDSHAKE).await;
-    wait_for(&format!("the OpenVPN server ({wrap:?})"), &mut server_log, done, WAIT).await;
+    wait_for(&format!("the OpenVPN {transport:?} client ({wrap:?})"), &mut client_log, done, HANDSHAKE).await;
+    wait_for(&format!("the OpenVPN {transport:?} server ({wrap:?})"), &mut server_log, done, WAIT).await;
     if let Some(daemon) = daemon {
         daemon.stop().await;
     }
 }
 
 /// [`client_reaches_server_through`] for every [`Wrap`] at once.
-async fn every_wrap_through(protocols: Option<&str>) {
-    let [a, b, c, d] = WRAPS.map(|wrap| client_reaches_server_through(protocols, wrap));
+async fn every_wrap_through(transport: Transport, protocols: Option<&str>) {
+    let [a, b, c, d] = WRAPS.map(|wrap| client_reaches_server_through(transport, protocols, wrap));
     tokio::join!(a, b, c, d);
 }
 
@@ -194,7 +269,7 @@ fn openvpn_tcp_client_reaches_its_server_directly() {
         if !peers_available(&[OPENVPN]) {
             return;
         }
-        every_wrap_through(None).await;
+        every_wrap_through(Transport::Tcp, None).await;
     });
 }
 
@@ -204,9 +279,10 @@ fn openvpn_tcp_client_reaches_its_server_through_a_proxy_default() {
         if !peers_available(&[OPENVPN]) {
             return;
         }
-        every_wrap_through(Some(&format!(
-            r#"{OTHERS}, {{"kind": "proxy", "default": true, "conf": {{"target": {{server}}}}}}"#
-        )))
+        every_wrap_through(
+            Transport::Tcp,
+            Some(&format!(r#"{OTHERS}, {{"kind": "proxy", "default": true, "conf": {{"target": {{server}}}}}}"#)),
+        )
         .await;
     });
 }
@@ -217,7 +293,40 @@ fn openvpn_tcp_client_reaches_its_server_through_the_openvpn_route() {
         if !peers_available(&[OPENVPN]) {
             return;
         }
-        every_wrap_through(Some(&format!(r#"{OTHERS}, {{"kind": "openvpn", "conf": {{"target": {{server}}}}}}"#)))
-            .await;
+        every_wrap_through(
+            Transport::Tcp,
+            Some(&format!(r#"{OTHERS}, {{"kind": "openvpn", "conf": {{"target": {{server}}}}}}"#)),
+        )
+        .await;
+    });
+}
+
+/// QUIC and WireGuard share the UDP port; neither may take OpenVPN's
+/// datagrams.
+const UDP_OTHERS: &str = r#"{"kind": "quic", "conf": {"target": "127.0.0.1:9"}},
+    {"kind": "wireguard", "conf": {"target": "127.0.0.1:9"}}"#;
+
+/// The control over UDP: the peers themselves, serve2 bypassed.
+#[test]
+fn openvpn_udp_client_reaches_its_server_directly() {
+    in_netns(|| async {
+        if !peers_available(&[OPENVPN]) {
+            return;
+        }
+        every_wrap_through(Transport::Udp, None).await;
+    });
+}
+
+#[test]
+fn openvpn_udp_client_reaches_its_server_through_the_udp_openvpn_kind() {
+    in_netns(|| async {
+        if !peers_available(&[OPENVPN]) {
+            return;
+        }
+        every_wrap_through(
+            Transport::Udp,
+            Some(&format!(r#"{UDP_OTHERS}, {{"kind": "openvpn", "conf": {{"target": {{server}}}}}}"#)),
+        )
+        .await;
     });
 }

@@ -170,3 +170,10 @@ pub async fn exchange(socket: &UdpSocket, to: SocketAddr, data: &str) -> String 
     assert_eq!(from, to, "the reply must come from the address and port the client sent to");
     reply
 }
+
+/// A loopback UDP port nothing is bound to now (bound and released: for
+/// peers that cannot be given `:0`).
+pub fn free_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
