@@ -29,6 +29,7 @@ mod steer {
     pub fn build_or_copy_object() -> anyhow::Result<()> {
         println!("cargo:rerun-if-env-changed=SERVE2_EBPF_OBJECT");
         if let Some(prebuilt) = std::env::var_os("SERVE2_EBPF_OBJECT") {
+            println!("cargo:rerun-if-changed={}", prebuilt.display());
             let out = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR")?).join(EBPF_PACKAGE);
             std::fs::copy(&prebuilt, &out).with_context(|| format!("copying {prebuilt:?}"))?;
             return Ok(());
