@@ -14,8 +14,13 @@
 //! 4-tuple before it runs this program, so the daemon's per-flow connected
 //! sockets receive their flows' later datagrams directly; the program only
 //! sees datagrams no connected socket claims (new flows).
-#![no_std]
-#![no_main]
+//!
+//! Built for `bpfel-unknown-none` by serve2-user's build script (aya-build).
+//! For the host target (`cargo clippy --workspace`, `cargo test --workspace`)
+//! it is an ordinary binary with a stub `main`, so the program's code is
+//! type-checked and linted with the rest of the workspace on stable.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 use aya_ebpf::bindings::sk_action::{SK_DROP, SK_PASS};
 use aya_ebpf::bindings::{BPF_F_NO_PREALLOC, bpf_sk_lookup};
@@ -260,8 +265,17 @@ fn bump(counters: &PerCpuArray<u64>, slot: u32) {
     }
 }
 
-#[cfg(not(test))]
+/// Never reached: the verifier refuses a program that can reach this loop,
+/// so a panic path shows up as a load error, not as a hung kernel.
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
+}
+
+/// The host build's entry point: the program only runs in the kernel.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    eprintln!("serve2-ebpf is the kernel side of serve2: serve2d loads it (built for bpfel-unknown-none) itself");
+    std::process::exit(2);
 }

@@ -55,8 +55,9 @@ fn nightly_rust_src() -> anyhow::Result<()> {
     }
     let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
         .unwrap_or_default();
-    // rust-src for build-std; clippy and rustfmt to lint the kernel crate.
-    for component in ["rust-src", "clippy", "rustfmt"] {
+    // rust-src for build-std (aya-build's `-Z build-std=core`); clippy to
+    // lint the kernel crate for its own target.
+    for component in ["rust-src", "clippy"] {
         if !installed.lines().any(|line| line.starts_with(component)) {
             run(Command::new("rustup").args(["component", "add", component, "--toolchain", "nightly"]))?;
         }

@@ -41,7 +41,7 @@ pub use table::{KernelPolicy, KernelTable, TooManyPolicies};
 use maps::{KernelMaps, Ports};
 
 /// The object built from `serve2-ebpf` by `build.rs`.
-pub(crate) static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf.o"));
+pub(crate) static PROGRAM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/serve2-ebpf"));
 
 /// Why steering could not start, with the step that failed.
 #[derive(Debug, thiserror::Error)]
