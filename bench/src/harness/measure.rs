@@ -5,7 +5,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::configs::Backends;
 use crate::launch;
 use crate::origins::{self, Origins};
 use crate::plan::Plan;
@@ -26,9 +25,20 @@ pub fn system_round(plan: &Plan, origins: &Origins, system: System, round: u32) 
 }
 
 fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) -> anyhow::Result<()> {
+    if system.has_tcp() && plan.tcp {
+        measure_tcp(plan, origins, system, sample)?;
+    }
+    if system.has_udp() && plan.udp {
+        let running = launch::start(system, origins.backends(0), plan, &format!("r{}-udp", sample.round + 1))?;
+        crate::measure_udp::run(plan, &running, sample);
+    }
+    Ok(())
+}
+
+fn measure_tcp(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) -> anyhow::Result<()> {
     let all = system.spec().metrics == Metrics::All;
     let (iperf, _iperf_server) = origins::start_iperf(plan)?;
-    let backends = Backends { banner: origins.banner, http: origins.http, iperf };
+    let backends = origins.backends(iperf);
     // Dropped (stopped) before the iperf3 server it forwards to.
     let running = launch::start(system, backends, plan, &format!("r{}", sample.round + 1))?;
     let proxy = running.proxy.as_ref();

@@ -8,9 +8,10 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::headline::{self, Verdict};
+use crate::headline_udp;
 use crate::plan::Plan;
 use crate::sample::Sample;
-use crate::stats::{SystemSummary, rounds, summarise};
+use crate::stats::{METRICS, SystemSummary, UDP_METRICS, rounds, summarise};
 use crate::syscalls::{self, Profile};
 use crate::table::{self, distinct_problems, error_notes};
 
@@ -33,6 +34,8 @@ pub struct Results {
     pub seconds: u64,
     pub held: usize,
     pub latency_count: usize,
+    /// Flows held for the UDP idle cost, when UDP was measured.
+    pub udp_held: Option<usize>,
     pub summary: Vec<SystemSummary>,
     pub headline: Vec<Verdict>,
     pub syscalls: Vec<Profile>,
@@ -49,6 +52,7 @@ impl Results {
             seconds: plan.seconds,
             held: plan.held,
             latency_count: plan.latency_count,
+            udp_held: plan.udp.then_some(plan.udp_held),
             summary,
             headline: headline::verdicts(&samples),
             syscalls,
@@ -82,8 +86,25 @@ impl Results {
         Ok(sections)
     }
 
-    /// The headline table, the syscall table and the table of every metric.
+    /// The headline table, the syscall table and the table of every metric,
+    /// then the UDP headline and table: each kind when it was measured.
     pub fn sections(&self) -> String {
+        let mut text = self.tcp_sections().unwrap_or_default();
+        if let Some(udp) = headline_udp::table(&self.headline, self.rounds) {
+            text.push_str("\n### Headline: UDP flows, both proxies as deployed\n\n");
+            text.push_str(UDP_LEGEND);
+            text.push('\n');
+            text.push_str(&udp);
+            if let Some(table) = table::table(self, &UDP_METRICS) {
+                text.push_str("\n### Every UDP metric\n\n");
+                text.push_str(&table);
+            }
+        }
+        text
+    }
+
+    fn tcp_sections(&self) -> Option<String> {
+        let every_metric = table::table(self, &METRICS)?;
         let mut text = String::from("### Headline: short connections, both proxies as deployed\n\n");
         text.push_str(HEADLINE_LEGEND);
         text.push('\n');
@@ -105,8 +126,8 @@ impl Results {
             text.push_str(&table);
         }
         text.push_str("\n### Every metric\n\n");
-        text.push_str(&table::table(self));
-        text
+        text.push_str(&every_metric);
+        Some(text)
     }
 
     /// Every problem met, samples' and syscall profiles', each once.
@@ -123,9 +144,10 @@ impl Results {
     /// One line: when, on what, how long.
     pub fn conditions(&self) -> String {
         let m = &self.machine;
+        let udp = self.udp_held.map_or_else(String::new, |held| format!(", {held} held UDP flows"));
         format!(
             "{}: {} cores ({}), Linux {}, load average {} at the end; {} × {} s per timed metric, {} held \
-             connections, {} latency samples; {}.",
+             connections, {} latency samples{udp}; {}.",
             self.date,
             m.nproc,
             m.cpu,
@@ -148,6 +170,18 @@ reply byte, in that run. The `-logging` rows log every connection to a file as d
 same conditions), then the median; \"met?\" judges the median.
 ";
 
+const UDP_LEGEND: &str = "Through an echo origin (one thread, `recvmmsg`/`sendmmsg`), from serve2-load on \
+plain threads: **round trips/s** — one flow keeps 32 datagrams of 64 bytes in flight and answers every echo at once \
+with a new datagram (each round trip is one datagram each way through the proxy); **MB/s** — the same with \
+1200-byte (QUIC-sized) datagrams, payload bytes echoed per second; **new flows/s** — 16 clients, each flow from a \
+new source port sends one 148-byte datagram (a WireGuard initiation's shape) and waits for its echo, at most 40,000 \
+flows a run (under serve2's default `maxFlows`); **idle** — the proxy's memory (Pss) and descriptors per flow while \
+10,000 flows, each echoed once, sit idle. Flows come from 127.A.B.1 sources, 500 per /24 (under the default \
+`maxFlowsPerSource`). serve2d: `udpAddress` with `udp.forward` (`serve2-udp`) or `udp.protocols` quic then \
+wireguard (`serve2-udp-detect`), default settings, a line per flow to `logFile`. nginx 1.22 stream module: Debian's \
+`worker_processes auto`, `listen … udp reuseport`, stream defaults, `access_log` per session.
+";
+
 impl Machine {
     fn describe() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -162,6 +196,8 @@ impl Machine {
             peers: vec![
                 name_and_version(first_line(Command::new("haproxy").arg("-v"))),
                 name_and_version(first_line(Command::new("sslh").arg("-V"))),
+                // "nginx version: nginx/1.22.1"
+                first_line(Command::new("nginx").arg("-v")).replace("nginx version: nginx/", "nginx "),
                 name_and_version(first_line(Command::new("iperf3").arg("--version"))),
                 name_and_version(first_line(Command::new("wrk").arg("-v"))),
                 name_and_version(first_line(Command::new("strace").arg("-V"))),
