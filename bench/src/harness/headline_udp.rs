@@ -94,7 +94,10 @@ mod tests {
         let memory = udp.iter().find(|v| v.what.contains("memory")).unwrap();
         assert!((memory.ratio_median - 0.5).abs() < 1e-9 && memory.met);
         let table = table(&verdicts, 3).unwrap();
-        assert!(table.contains("| UDP 64 B round trips/s, 1 flow: serve2-udp ≥ 0.70× direct | 75.0 | 100 |"), "{table}");
+        assert!(
+            table.contains("| UDP 64 B round trips/s, 1 flow: serve2-udp ≥ 0.70× direct | 75.0 | 100 |"),
+            "{table}"
+        );
         assert!(table.contains("not available |"), "{table}");
         // The TCP headline leaves them out.
         let tcp = crate::headline::table(&verdicts, &[], &samples, 3);

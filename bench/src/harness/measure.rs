@@ -29,8 +29,14 @@ fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) 
         measure_tcp(plan, origins, system, sample)?;
     }
     if system.has_udp() && plan.udp {
-        let running = launch::start(system, origins.backends(0), plan, &format!("r{}-udp", sample.round + 1))?;
-        crate::measure_udp::run(plan, &running, sample);
+        let round = sample.round + 1;
+        let running = launch::start(system, origins.backends(0), plan, &format!("r{round}-udp"))?;
+        crate::measure_udp::round_trips_and_idle(plan, &running, sample);
+        drop(running);
+        // Started afresh: the held flows would otherwise still fill its
+        // table and descriptors for their timeout.
+        let running = launch::start(system, origins.backends(0), plan, &format!("r{round}-udp-flows"))?;
+        crate::measure_udp::new_flows(plan, &running, sample);
     }
     Ok(())
 }

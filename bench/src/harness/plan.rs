@@ -59,9 +59,10 @@ pub struct Plan {
     pub udp: bool,
     /// Flows `udp-hold` keeps open for the idle-cost metric.
     pub udp_held: usize,
-    /// Most flows one new-flow run starts: under serve2's default
-    /// `maxFlows` (65,536), as every flow stays in the table for its
-    /// `establishedTimeout`.
+    /// Most flows one new-flow run starts: every flow stays in the proxy
+    /// for its timeout (serve2: `establishedTimeout`, 120 s), so they must
+    /// fit under serve2's default `maxFlows` (65,536) and, one backend
+    /// socket each, the descriptor limit.
     pub udp_max_flows: usize,
     pub serve2d: PathBuf,
     pub load: PathBuf,
@@ -98,7 +99,7 @@ impl Plan {
             tcp,
             udp,
             udp_held,
-            udp_max_flows: 40_000,
+            udp_max_flows: udp_max_flows(crate::netns::open_files_limit()?),
             serve2d: bin_dir.join("serve2d"),
             load: bin_dir.join("serve2-load"),
             work: out.join("work"),
@@ -107,6 +108,11 @@ impl Plan {
             log_connections: args.log_connections,
         })
     }
+}
+
+/// [`Plan::udp_max_flows`] under a descriptor limit of `files`.
+fn udp_max_flows(files: u64) -> usize {
+    (files.saturating_sub(1000) as usize).min(40_000)
 }
 
 /// `direct`, then every system `--only` names (all of them without it).
@@ -140,6 +146,13 @@ mod tests {
     fn names(only: &[&str]) -> Vec<&'static str> {
         let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
         chosen_systems(&only).unwrap().into_iter().map(System::name).collect()
+    }
+
+    #[test]
+    fn new_flows_fit_the_descriptors_and_the_table() {
+        assert_eq!(udp_max_flows(20_000), 19_000);
+        assert_eq!(udp_max_flows(1 << 20), 40_000);
+        assert_eq!(udp_max_flows(500), 0);
     }
 
     #[test]

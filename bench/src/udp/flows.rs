@@ -50,7 +50,10 @@ pub fn rate(target: SocketAddr, concurrency: usize, seconds: u64, max_flows: usi
                             ok.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        Ok(false) => "NoEcho".to_owned(),
+                        Ok(false) => {
+                            eprintln!("udp-flows: flow {index} from {} got no echo", super::source_of(index));
+                            "NoEcho".to_owned()
+                        }
                         Err(e) => format!("{:?}", e.kind()),
                     };
                     if let Ok(mut errors) = errors.lock() {

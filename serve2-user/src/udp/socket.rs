@@ -273,7 +273,7 @@ pub fn send_from(fd: RawFd, ipv6_socket: bool, data: &[u8], to: SocketAddr, from
     // SAFETY: all-zero sockaddr_storage and msghdr are valid values.
     let mut name: libc::sockaddr_storage = unsafe { zeroed() };
     let name_len = write_socket_addr(&mut name, to, ipv6_socket);
-    let mut control = [0u64; 8];
+    let (mut control, control_len) = source_control(from)?;
     let mut iov = libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() };
     // SAFETY: an all-zero msghdr is valid.
     let mut message: libc::msghdr = unsafe { zeroed() };
@@ -282,10 +282,23 @@ pub fn send_from(fd: RawFd, ipv6_socket: bool, data: &[u8], to: SocketAddr, from
     message.msg_iov = &raw mut iov;
     message.msg_iovlen = 1;
     message.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure size computation; the control buffer
-    // holds either payload (64 bytes ≥ CMSG_SPACE of in6_pktinfo), and the
-    // header is written inside it.
+    message.msg_controllen = control_len;
+    // SAFETY: every pointer in `message` is to a live local of the length given.
+    let sent = unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT) };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+}
+
+/// The control message that makes `from` a datagram's source address
+/// (IP_PKTINFO or IPV6_PKTINFO), and its length.
+pub(super) fn source_control(from: IpAddr) -> io::Result<([u64; 8], usize)> {
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; it only frames `control` for the
+    // CMSG_* macros. CMSG_SPACE is a pure size computation; the control
+    // buffer holds either payload (64 bytes ≥ CMSG_SPACE of in6_pktinfo),
+    // and the header is written inside it.
     unsafe {
+        let mut message: libc::msghdr = zeroed();
+        message.msg_control = control.as_mut_ptr().cast();
         let (level, kind, payload): (libc::c_int, libc::c_int, Vec<u8>) = match from.to_canonical() {
             IpAddr::V4(v4) => {
                 let info = libc::in_pktinfo {
@@ -309,8 +322,7 @@ pub fn send_from(fd: RawFd, ipv6_socket: bool, data: &[u8], to: SocketAddr, from
         (*cmsg).cmsg_type = kind;
         (*cmsg).cmsg_len = libc::CMSG_LEN(payload.len() as u32) as usize;
         std::ptr::copy_nonoverlapping(payload.as_ptr(), libc::CMSG_DATA(cmsg), payload.len());
-        let sent = libc::sendmsg(fd, &message, libc::MSG_DONTWAIT);
-        usize::try_from(sent).map_err(|_| io::Error::last_os_error())
+        Ok((control, message.msg_controllen))
     }
 }
 
@@ -322,7 +334,11 @@ fn as_bytes<T: Copy>(value: &T) -> Vec<u8> {
 
 /// Writes `to` into `storage` (IPv4-mapped for an AF_INET6 socket),
 /// returning its length.
-fn write_socket_addr(storage: &mut libc::sockaddr_storage, to: SocketAddr, ipv6_socket: bool) -> libc::socklen_t {
+pub(super) fn write_socket_addr(
+    storage: &mut libc::sockaddr_storage,
+    to: SocketAddr,
+    ipv6_socket: bool,
+) -> libc::socklen_t {
     let to = match to {
         SocketAddr::V4(v4) if ipv6_socket => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
         other => other,
