@@ -90,20 +90,29 @@ impl Results {
     /// then the UDP headline and table: each kind when it was measured.
     pub fn sections(&self) -> String {
         let mut text = self.tcp_sections().unwrap_or_default();
-        if let Some(udp) = headline_udp::table(&self.headline, self.rounds) {
-            text.push_str("\n### Headline: UDP flows, both proxies as deployed\n\n");
-            text.push_str(UDP_LEGEND);
+        if let Some(udp) = self.udp_sections() {
             text.push('\n');
             text.push_str(&udp);
-            if let Some(table) = table::table(self, &UDP_METRICS) {
-                text.push_str("\n### Every UDP metric\n\n");
-                text.push_str(&table);
-            }
         }
         text
     }
 
-    fn tcp_sections(&self) -> Option<String> {
+    /// The UDP headline and the table of every UDP metric, if UDP was measured.
+    pub fn udp_sections(&self) -> Option<String> {
+        let udp = headline_udp::table(&self.headline, self.rounds)?;
+        let mut text = String::from("### Headline: UDP flows, both proxies as deployed\n\n");
+        text.push_str(UDP_LEGEND);
+        text.push('\n');
+        text.push_str(&udp);
+        if let Some(table) = table::table(self, &UDP_METRICS) {
+            text.push_str("\n### Every UDP metric\n\n");
+            text.push_str(&table);
+        }
+        Some(text)
+    }
+
+    /// The TCP headline, syscall and metric tables, if TCP was measured.
+    pub fn tcp_sections(&self) -> Option<String> {
         let every_metric = table::table(self, &METRICS)?;
         let mut text = String::from("### Headline: short connections, both proxies as deployed\n\n");
         text.push_str(HEADLINE_LEGEND);

@@ -83,18 +83,18 @@ pub fn bind_reply(dialled: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// A socket connected to `backend` from an ephemeral port.
 ///
-/// SO_REUSEADDR is set only after the port is taken: set before, two
-/// backend sockets could be given the same ephemeral port and, to one
-/// backend, share a 4-tuple; set after, a reply socket may still bind the
-/// same port for a client that dialled it (see [`bind_reply`]).
+/// Non-blocking from creation, and bound by `connect` itself (the kernel
+/// picks the port and the source address): two system calls fewer per new
+/// flow than binding first. SO_REUSEADDR is set only after the port is
+/// taken: set before, two backend sockets could be given the same
+/// ephemeral port and, to one backend, share a 4-tuple; set after, a reply
+/// socket may still bind the same port for a client that dialled it (see
+/// [`bind_reply`]).
 pub fn upstream_socket(backend: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let any: SocketAddr =
-        if backend.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = std::net::UdpSocket::bind(any)?;
-    socket.connect(backend)?;
-    socket.set_nonblocking(true)?;
-    socket2::SockRef::from(&socket).set_reuse_address(true)?;
-    Ok(socket)
+    let socket = Socket::new(Domain::for_address(backend), Type::DGRAM.nonblocking(), Some(Protocol::UDP))?;
+    socket.connect(&backend.into())?;
+    socket.set_reuse_address(true)?;
+    Ok(socket.into())
 }
 
 /// Sets an integer socket option to 1.
