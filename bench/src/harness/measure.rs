@@ -33,10 +33,11 @@ fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) 
         let running = launch::start(system, origins.backends(0), plan, &format!("r{round}-udp"))?;
         crate::measure_udp::round_trips_and_idle(plan, &running, sample);
         drop(running);
-        // Started afresh: the held flows would otherwise still fill its
-        // table and descriptors for their timeout.
-        let running = launch::start(system, origins.backends(0), plan, &format!("r{round}-udp-flows"))?;
-        crate::measure_udp::new_flows(plan, &running, sample);
+        // Each burst of new flows on a fresh start: the flows before stay
+        // in the proxy's table and descriptors for their timeout.
+        let start =
+            |burst: usize| launch::start(system, origins.backends(0), plan, &format!("r{round}-udp-flows{burst}"));
+        crate::measure_udp::new_flows(plan, start, sample);
     }
     Ok(())
 }

@@ -36,6 +36,8 @@ pub struct Results {
     pub latency_count: usize,
     /// Flows held for the UDP idle cost, when UDP was measured.
     pub udp_held: Option<usize>,
+    /// Most new flows per burst, when UDP was measured.
+    pub udp_max_flows: Option<usize>,
     pub summary: Vec<SystemSummary>,
     pub headline: Vec<Verdict>,
     pub syscalls: Vec<Profile>,
@@ -53,6 +55,7 @@ impl Results {
             held: plan.held,
             latency_count: plan.latency_count,
             udp_held: plan.udp.then_some(plan.udp_held),
+            udp_max_flows: plan.udp.then_some(plan.udp_max_flows),
             summary,
             headline: headline::verdicts(&samples),
             syscalls,
@@ -101,7 +104,7 @@ impl Results {
     pub fn udp_sections(&self) -> Option<String> {
         let udp = headline_udp::table(&self.headline, self.rounds)?;
         let mut text = String::from("### Headline: UDP flows, both proxies as deployed\n\n");
-        text.push_str(UDP_LEGEND);
+        text.push_str(&self.udp_legend());
         text.push('\n');
         text.push_str(&udp);
         if let Some(table) = table::table(self, &UDP_METRICS) {
@@ -109,6 +112,28 @@ impl Results {
             text.push_str(&table);
         }
         Some(text)
+    }
+
+    /// What the UDP workloads are, with this run's counts.
+    fn udp_legend(&self) -> String {
+        use crate::measure_udp::{FLOW_BURSTS, FLOW_CLIENTS, LARGE, SMALL, WINDOW};
+        format!(
+            "Through an echo origin (one thread, `recvmmsg`/`sendmmsg`), from serve2-load on plain threads: \
+             **round trips/s** — one flow keeps {WINDOW} datagrams of {SMALL} bytes in flight and answers every echo \
+             at once with a new datagram (a round trip is one datagram each way through the proxy); **MB/s** — the \
+             same with {LARGE}-byte (QUIC-sized) datagrams, payload bytes echoed per second; **new flows/s** — \
+             {FLOW_CLIENTS} clients, each flow from a new source port sending one 148-byte datagram (a WireGuard \
+             initiation's shape) and waiting for its echo, in {FLOW_BURSTS} bursts of at most {} flows (one \
+             descriptor each in the proxy, under the descriptor limit and serve2's default `maxFlows`), each on a \
+             fresh start; **idle** — the proxy's memory (Pss) and descriptors per flow while {} flows, each echoed \
+             once, sit idle. Flows come from 127.A.B.1 sources, 500 per /24 (under the default \
+             `maxFlowsPerSource`). serve2d: `udpAddress` with `udp.forward` (`serve2-udp`) or `udp.protocols` \
+             quic then wireguard (`serve2-udp-detect`), default settings, a line per flow to `logFile`. nginx \
+             stream module: Debian's `worker_processes auto`, `listen … udp reuseport`, stream defaults, \
+             `access_log` per session.\n",
+            self.udp_max_flows.unwrap_or(0),
+            self.udp_held.unwrap_or(0),
+        )
     }
 
     /// The TCP headline, syscall and metric tables, if TCP was measured.
@@ -177,18 +202,6 @@ a single-threaded origin, for the connection-rate run's length; first reply: fro
 reply byte, in that run. The `-logging` rows log every connection to a file as deployed (serve2d: default settings, \
 `logFile`; HAProxy: `option tcplog`, `log stdout format raw` into a file). Ratios are taken per round (same round, \
 same conditions), then the median; \"met?\" judges the median.
-";
-
-const UDP_LEGEND: &str = "Through an echo origin (one thread, `recvmmsg`/`sendmmsg`), from serve2-load on \
-plain threads: **round trips/s** — one flow keeps 32 datagrams of 64 bytes in flight and answers every echo at once \
-with a new datagram (each round trip is one datagram each way through the proxy); **MB/s** — the same with \
-1200-byte (QUIC-sized) datagrams, payload bytes echoed per second; **new flows/s** — 16 clients, each flow from a \
-new source port sends one 148-byte datagram (a WireGuard initiation's shape) and waits for its echo, at most 40,000 \
-flows a run (under serve2's default `maxFlows`); **idle** — the proxy's memory (Pss) and descriptors per flow while \
-10,000 flows, each echoed once, sit idle. Flows come from 127.A.B.1 sources, 500 per /24 (under the default \
-`maxFlowsPerSource`). serve2d: `udpAddress` with `udp.forward` (`serve2-udp`) or `udp.protocols` quic then \
-wireguard (`serve2-udp-detect`), default settings, a line per flow to `logFile`. nginx 1.22 stream module: Debian's \
-`worker_processes auto`, `listen … udp reuseport`, stream defaults, `access_log` per session.
 ";
 
 impl Machine {

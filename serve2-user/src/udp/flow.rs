@@ -230,7 +230,7 @@ pub(super) async fn relay_replies(
         }
         for _ in 0..BATCHES_PER_TURN {
             let received = upstream.try_io(tokio::io::Interest::READABLE, || {
-                super::mmsg::with_reply_batch(fd, |datagrams| {
+                let count = super::mmsg::with_reply_batch(fd, |datagrams| {
                     shared.touch(clock.elapsed().as_millis() as u64);
                     let refused = reply.send_batch(datagrams, client);
                     // Bytes offered: a refused datagram (rare) is not told apart.
@@ -241,11 +241,14 @@ pub(super) async fn relay_replies(
                         stats.dropped.count(DropReason::SendFailed);
                     }
                     datagrams.len()
-                })
+                })?;
+                // A short batch emptied the queue: WouldBlock clears the
+                // readiness now (kept if a datagram came since), saving the
+                // receive that would only find nothing.
+                if count < super::mmsg::MMSG_BATCH { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
             });
             match received {
-                Ok(count) if count < super::mmsg::MMSG_BATCH => break,
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // The backend's host said "port unreachable" (ICMP): the
                 // flow stays until it idles out, as a client would retry.

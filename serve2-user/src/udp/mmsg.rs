@@ -188,3 +188,88 @@ pub(super) fn with_reply_batch<R>(fd: RawFd, deliver: impl FnOnce(&[&[u8]]) -> R
         Ok(deliver(&datagrams[..count]))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket as StdSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn backend() -> StdSocket {
+        let socket = StdSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+    }
+
+    fn upstream(to: &StdSocket) -> Arc<UdpSocket> {
+        let socket = super::super::socket::upstream_socket(to.local_addr().unwrap()).unwrap();
+        Arc::new(UdpSocket::from_std(socket).unwrap())
+    }
+
+    fn next(socket: &StdSocket) -> Vec<u8> {
+        let mut buffer = [0u8; 256];
+        let n = socket.recv(&mut buffer).unwrap();
+        buffer[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_outbox_sends_each_flow_its_datagrams_in_order_headers_first() {
+        let (a, b) = (backend(), backend());
+        let (to_a, to_b) = (upstream(&a), upstream(&b));
+        let mut outbox = Outbox::default();
+        outbox.push(&to_a, None, b"a1");
+        outbox.push(&to_b, Some(b"H:"), b"b1");
+        outbox.push(&to_a, None, b"a2");
+        outbox.push(&to_b, Some(b"H:"), b"b2");
+        assert!(!outbox.is_empty());
+        assert_eq!(outbox.flush(), 0);
+        assert!(outbox.is_empty());
+        assert_eq!([next(&a), next(&a)], [b"a1".to_vec(), b"a2".to_vec()]);
+        assert_eq!([next(&b), next(&b)], [b"H:b1".to_vec(), b"H:b2".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn more_than_a_batch_all_arrive_in_order_and_replies_come_a_batch_at_a_time() {
+        let a = backend();
+        let to_a = upstream(&a);
+        let mut outbox = Outbox::default();
+        let count = MMSG_BATCH * 2 + 3;
+        for i in 0..count {
+            outbox.push(&to_a, None, format!("{i}").as_bytes());
+        }
+        assert_eq!(outbox.flush(), 0);
+        // The backend answers each; the flow's socket takes them a batch at a time.
+        for i in 0..count {
+            let got = next(&a);
+            assert_eq!(got, format!("{i}").into_bytes());
+            a.send_to(&got, to_a.local_addr().unwrap()).unwrap();
+        }
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while seen.len() < count {
+            assert!(std::time::Instant::now() < deadline, "only {} replies", seen.len());
+            match with_reply_batch(to_a.as_raw_fd(), |datagrams| {
+                assert!(datagrams.len() <= MMSG_BATCH);
+                datagrams.iter().map(|d| d.to_vec()).collect::<Vec<_>>()
+            }) {
+                Ok(batch) => seen.extend(batch),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => tokio::task::yield_now().await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let expected: Vec<Vec<u8>> = (0..count).map(|i| format!("{i}").into_bytes()).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_refused_datagram_is_counted_and_the_rest_still_go() {
+        let a = backend();
+        let socket = StdSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(a.local_addr().unwrap()).unwrap();
+        let too_big = vec![0u8; 70_000];
+        let datagrams: [&[u8]; 3] = [b"one", &too_big, b"three"];
+        assert_eq!(send_all(socket.as_raw_fd(), &datagrams, Destination::CONNECTED), 1);
+        assert_eq!([next(&a), next(&a)], [b"one".to_vec(), b"three".to_vec()]);
+    }
+}

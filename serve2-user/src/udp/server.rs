@@ -22,7 +22,7 @@ use super::mmsg::Outbox;
 use super::reply::{ReplySockets, Stray};
 use super::router::UdpRouter;
 use super::set::Decision;
-use super::socket::{BATCH, RecvBatch};
+use super::socket::RecvBatch;
 use super::stats::{DropReason, SharedStats, UdpStats, UdpStatus};
 
 /// Batches taken in a row before timers and reply tasks get a turn.
@@ -181,8 +181,18 @@ impl Dispatcher {
     async fn receive_batches(&mut self, batch: &mut RecvBatch) {
         for _ in 0..BATCHES_PER_TURN {
             let fd = self.socket.as_raw_fd();
-            let count = match self.socket.try_io(tokio::io::Interest::READABLE, || batch.receive(fd)) {
+            // A short batch left the queue empty: saying WouldBlock clears the
+            // socket's readiness now (tokio keeps it if a datagram came since),
+            // which saves the receive that would only find nothing.
+            let mut drained = false;
+            let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                let count = batch.receive(fd)?;
+                drained = batch.drained();
+                if drained { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(count) }
+            });
+            let count = match received {
                 Ok(count) => count,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && drained => batch.len(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     tracing::debug!(error = %e, "udp: receive");
@@ -199,7 +209,7 @@ impl Dispatcher {
                 self.datagram(data, addresses.source, dialled);
             }
             self.flush();
-            if count < BATCH {
+            if drained {
                 return;
             }
         }

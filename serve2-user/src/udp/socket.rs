@@ -140,6 +140,9 @@ pub struct RecvBatch {
     controls: Vec<[u64; CONTROL_WORDS]>,
     /// Of the last receive: (buffer index, length, addresses, truncated).
     received: Vec<(usize, usize, Addresses, bool)>,
+    /// Whether the last receive took fewer than [`BATCH`]: the socket's
+    /// queue was empty after it.
+    drained: bool,
 }
 
 impl Default for RecvBatch {
@@ -157,6 +160,7 @@ impl RecvBatch {
             names: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             controls: vec![[0u64; CONTROL_WORDS]; BATCH],
             received: Vec::with_capacity(BATCH),
+            drained: false,
         }
     }
 
@@ -184,6 +188,7 @@ impl RecvBatch {
             libc::recvmmsg(fd, headers.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
         };
         let count = usize::try_from(count).map_err(|_| io::Error::last_os_error())?;
+        self.drained = count < BATCH;
         for (index, header) in headers[..count].iter().enumerate() {
             let message = &header.msg_hdr;
             // SAFETY: the kernel filled msg_name with msg_namelen bytes.
@@ -197,6 +202,21 @@ impl RecvBatch {
             self.received.push((index, header.msg_len as usize, addresses, truncated));
         }
         Ok(self.received.len())
+    }
+
+    /// Whether the last [`RecvBatch::receive`] left the socket's queue empty.
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    /// The datagrams the last [`RecvBatch::receive`] kept.
+    pub fn len(&self) -> usize {
+        self.received.len()
+    }
+
+    /// Whether it kept none.
+    pub fn is_empty(&self) -> bool {
+        self.received.is_empty()
     }
 
     /// The `i`th datagram of the last [`RecvBatch::receive`], with its
