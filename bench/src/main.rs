@@ -9,6 +9,7 @@ mod connrate;
 mod hold;
 mod latency;
 mod origin;
+mod udp;
 
 use std::net::SocketAddr;
 
@@ -60,6 +61,43 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         count: usize,
     },
+    /// The UDP origin: echoes every datagram; prints {"ready":"ADDR"}.
+    UdpEcho {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Round trips per second: FLOWS flows, WINDOW datagrams of SIZE bytes in flight each.
+    UdpPingpong {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        flows: usize,
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// New flows per second: each from a new source port, one datagram and its echo.
+    UdpFlows {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Stop after starting this many flows (SECONDS still bounds the run).
+        #[arg(long, default_value_t = 40_000)]
+        max_flows: usize,
+    },
+    /// Opens COUNT flows (each echoed once), holds them idle until stdin reaches EOF.
+    UdpHold {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,6 +110,19 @@ enum OriginMode {
 
 fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
+    // The UDP tools run on plain threads, batching their system calls.
+    match command {
+        Command::UdpEcho { listen } => return udp::echo::serve(listen),
+        Command::UdpPingpong { target, flows, window, size, seconds } => {
+            let shape = udp::pingpong::Shape { flows: flows.max(1), window: window.max(1), size, seconds };
+            return print_line(&udp::pingpong::run(target, shape)?);
+        }
+        Command::UdpFlows { target, concurrency, seconds, max_flows } => {
+            return print_line(&udp::flows::rate(target, concurrency.max(1), seconds, max_flows));
+        }
+        Command::UdpHold { target, count } => return udp::flows::hold(target, count),
+        _ => {}
+    }
     // One connection at a time gains nothing from worker threads, only
     // cross-thread wake-ups that would blur the latency being measured. The
     // banner origin is single-threaded too: the workload the connection
@@ -91,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Latency { target, count } => print_line(&latency::run(target, count).await),
             Command::Hold { target, count } => hold::run(target, count).await,
+            _ => Ok(()),
         }
     })
 }

@@ -33,7 +33,8 @@ pub const TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Debian packages `cargo xtask bench` measures against or drives.
-pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk", "strace"];
+// nginx with its stream module: the UDP peer (Debian 12's sslh has no UDP).
+pub const BENCH_PACKAGES: &[&str] = &["haproxy", "sslh", "iperf3", "wrk", "strace", "nginx", "libnginx-mod-stream"];
 
 pub fn toolchain() -> anyhow::Result<()> {
     nightly_rust_src()?;

@@ -1,6 +1,8 @@
-//! docs/PERFORMANCE.md: the generated section between the markers is
-//! replaced by the latest results; everything around it is left as written
-//! (a new page starts from the template below).
+//! docs/PERFORMANCE.md: the generated sections between the markers — TCP
+//! (`bench:begin`/`bench:end`) and UDP (`bench:udp:begin`/`bench:udp:end`)
+//! — are replaced by the latest results of the kinds a run measured (an
+//! `--only udp` run leaves the TCP figures as they were); everything around
+//! them is left as written (a new page starts from the template below).
 
 use std::path::Path;
 
@@ -11,6 +13,8 @@ use crate::table::error_notes;
 
 const BEGIN: &str = "<!-- bench:begin -->";
 const END: &str = "<!-- bench:end -->";
+const UDP_BEGIN: &str = "<!-- bench:udp:begin -->";
+const UDP_END: &str = "<!-- bench:udp:end -->";
 
 const INTRO: &str = "# Performance
 
@@ -23,6 +27,8 @@ a network namespace of its own, one system at a time and in turn within each
 round. `direct` is the load going straight to the origins: the ratios and the
 added latencies are against it, in the same round. The headline compares
 serve2d and HAProxy as deployed, each logging every connection to a file.
+UDP flows have their own section: serve2d against nginx's stream module
+(Debian 12's sslh 1.20 has no UDP), through a UDP echo origin.
 
 ";
 
@@ -74,12 +80,14 @@ const OUTRO: &str = "
 
 ## How to reproduce
 
-As root on Debian (it installs HAProxy, sslh, iperf3, wrk and strace if missing):
+As root on Debian (it installs HAProxy, sslh, iperf3, wrk, strace, nginx and
+its stream module if missing):
 
 ```sh
 cargo xtask bench                          # 3 rounds × 5 s per timed metric, 5000 held connections
 cargo xtask bench --quick                  # 1 round × 2 s, 500 held connections: checks the harness
 cargo xtask bench --only serve2-logging,haproxy-logging,serve2,haproxy   # the headline (direct is always measured)
+cargo xtask bench --only udp               # the UDP rows only (serve2-udp, serve2-udp-detect, nginx-udp)
 ```
 
 Raw per-round numbers: `target/bench/results.json`; the report and a chart of
@@ -94,45 +102,62 @@ pub fn update(path: &Path, results: &Results) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let text = page(existing.as_deref(), &section(results));
+    let tcp = results.tcp_sections();
+    // The errors go with the TCP figures when there are some, else the UDP ones.
+    let udp = results.udp_sections().map(|udp| section(results, (UDP_BEGIN, UDP_END), &udp, tcp.is_none()));
+    let tcp = tcp.map(|tcp| section(results, (BEGIN, END), &tcp, true));
+    let mut text = existing.unwrap_or_else(new_page);
+    if let Some(tcp) = tcp {
+        text = page(&text, (BEGIN, END), &tcp, None);
+    }
+    if let Some(udp) = udp {
+        text = page(&text, (UDP_BEGIN, UDP_END), &udp, Some(END));
+    }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The generated section, markers included.
-fn section(results: &Results) -> String {
+/// The template: the intro, both sections empty, the notes.
+fn new_page() -> String {
+    format!("{INTRO}{BEGIN}\n{END}\n\n{UDP_BEGIN}\n{UDP_END}\n{OUTRO}")
+}
+
+/// A generated section, markers included.
+fn section(results: &Results, (begin, end): (&str, &str), tables: &str, with_errors: bool) -> String {
     let mut problems = String::new();
-    for note in error_notes(&results.summary, &results.samples) {
-        problems.push_str(&format!("- errors by tool, {note}\n"));
-    }
-    for problem in results.problems() {
-        problems.push_str(&format!("- {problem}\n"));
+    if with_errors {
+        for note in error_notes(&results.summary, &results.samples) {
+            problems.push_str(&format!("- errors by tool, {note}\n"));
+        }
+        for problem in results.problems() {
+            problems.push_str(&format!("- {problem}\n"));
+        }
     }
     if !problems.is_empty() {
         problems.insert_str(0, "Errors met:\n\n");
         problems.push('\n');
     }
     format!(
-        "{BEGIN}\n\nMeasured {}\n\n{}\nCells: median over rounds, (min–max) with several rounds, ×ratio to \
+        "{begin}\n\nMeasured {}\n\n{tables}\nCells: median over rounds, (min–max) with several rounds, ×ratio to \
          `direct` (per round, then median). TTFR: connect() to first reply byte, \"added\" over direct. Idle: \
-         proxy memory (Pss) and descriptors per held connection. CPU: proxy CPU seconds per 10⁹ bytes moved.\n\n\
-         {problems}{END}",
+         proxy memory (Pss) and descriptors per held connection or flow. CPU: proxy CPU seconds per 10⁹ bytes \
+         moved.\n\n{problems}{end}",
         results.conditions(),
-        results.sections()
     )
 }
 
-/// `existing` with its generated section replaced by `section`, or a new
-/// page from the template.
-fn page(existing: Option<&str>, section: &str) -> String {
-    match existing {
-        Some(text) => match (text.find(BEGIN), text.find(END)) {
-            (Some(begin), Some(end)) if begin < end => {
-                format!("{}{section}{}", &text[..begin], &text[end + END.len()..])
-            }
-            // Markers lost: keep the page, append a fresh section.
-            _ => format!("{}\n{section}\n", text.trim_end()),
-        },
-        None => format!("{INTRO}{section}\n{OUTRO}"),
+/// `text` with the section between `begin` and `end` replaced by
+/// `section`; without those markers, the section goes after `after` (a
+/// marker) if the page has it, else at the end.
+fn page(text: &str, (begin, end): (&str, &str), section: &str, after: Option<&str>) -> String {
+    if let (Some(at), Some(until)) = (text.find(begin), text.find(end))
+        && at < until
+    {
+        return format!("{}{section}{}", &text[..at], &text[until + end.len()..]);
+    }
+    match after.and_then(|marker| text.find(marker).map(|at| at + marker.len())) {
+        Some(at) => format!("{}\n\n{section}{}", &text[..at], &text[at..]),
+        // Markers lost: keep the page, append a fresh section.
+        None => format!("{}\n{section}\n", text.trim_end()),
     }
 }
 
@@ -141,25 +166,43 @@ mod tests {
     use super::*;
 
     const SECTION: &str = "<!-- bench:begin -->\nnew figures\n<!-- bench:end -->";
+    const UDP: &str = "<!-- bench:udp:begin -->\nnew udp\n<!-- bench:udp:end -->";
+    const TCP_ONLY: (&str, &str) = (BEGIN, END);
+    const UDP_ONLY: (&str, &str) = (UDP_BEGIN, UDP_END);
 
     #[test]
     fn the_hand_written_text_around_the_markers_survives() {
         let old =
             "# Performance\n\nintro\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\n## Notes\n\nkept\n";
         assert_eq!(
-            page(Some(old), SECTION),
+            page(old, TCP_ONLY, SECTION, None),
             "# Performance\n\nintro\n\n<!-- bench:begin -->\nnew figures\n<!-- bench:end -->\n\n## Notes\n\nkept\n"
         );
     }
 
     #[test]
     fn a_page_without_markers_gets_the_section_appended() {
-        assert_eq!(page(Some("# Mine\n\ntext\n"), SECTION), format!("# Mine\n\ntext\n{SECTION}\n"));
+        assert_eq!(page("# Mine\n\ntext\n", TCP_ONLY, SECTION, None), format!("# Mine\n\ntext\n{SECTION}\n"));
+    }
+
+    #[test]
+    fn the_udp_section_goes_after_the_tcp_one_and_leaves_it_alone() {
+        let old = "intro\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\n## Notes\n";
+        let first = page(old, UDP_ONLY, UDP, Some(END));
+        assert_eq!(
+            first,
+            format!("intro\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\n{UDP}\n\n## Notes\n")
+        );
+        // The next UDP run replaces only its own section.
+        let again = page(&first, UDP_ONLY, &UDP.replace("new udp", "newer udp"), Some(END));
+        assert!(again.contains("old figures") && again.contains("newer udp") && !again.contains("new udp\n"));
     }
 
     #[test]
     fn a_new_page_starts_from_the_template() {
-        let page = page(None, SECTION);
-        assert!(page.starts_with("# Performance\n") && page.contains(SECTION) && page.contains("## How to reproduce"));
+        let page = page(&new_page(), UDP_ONLY, UDP, Some(END));
+        assert!(page.starts_with("# Performance\n") && page.contains("## How to reproduce"), "{page}");
+        let (tcp, udp) = (page.find(END).unwrap(), page.find("new udp").unwrap());
+        assert!(tcp < udp && page.matches(UDP_BEGIN).count() == 1, "{page}");
     }
 }

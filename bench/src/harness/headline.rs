@@ -18,14 +18,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    fn holds(self, ratio: f64) -> bool {
+    pub fn holds(self, ratio: f64) -> bool {
         match self {
             Rule::AtLeast(bound) => ratio >= bound,
             Rule::AtMost(bound) => ratio <= bound,
         }
     }
 
-    fn text(self) -> String {
+    pub fn text(self) -> String {
         match self {
             Rule::AtLeast(bound) => format!("≥ {bound:.2}×"),
             Rule::AtMost(bound) => format!("≤ {bound:.2}×"),
@@ -35,6 +35,8 @@ impl Rule {
 
 #[derive(Debug)]
 pub struct Target {
+    /// A UDP target (`headline_udp`): its own table.
+    pub udp: bool,
     pub what: &'static str,
     pub system: &'static str,
     pub peer: &'static str,
@@ -42,14 +44,14 @@ pub struct Target {
     pub rule: Rule,
 }
 
-const fn target(
+pub const fn target(
     what: &'static str,
     system: &'static str,
     peer: &'static str,
     value: fn(&Sample) -> Option<f64>,
     rule: Rule,
 ) -> Target {
-    Target { what, system, peer, value, rule }
+    Target { udp: false, what, system, peer, value, rule }
 }
 
 /// The targets, headline first: the short-connection workload with both
@@ -104,6 +106,7 @@ const SYSCALL_PEER: &str = "haproxy-logging";
 /// One target over the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
+    pub udp: bool,
     pub what: &'static str,
     pub system: &'static str,
     pub peer: &'static str,
@@ -120,10 +123,12 @@ pub struct Verdict {
 pub fn verdicts(samples: &[Sample]) -> Vec<Verdict> {
     TARGETS
         .iter()
+        .chain(&crate::headline_udp::UDP_TARGETS)
         .filter_map(|t| {
             let rounds = paired(samples, t.system, t.peer, t.value);
             let ratio_median = median(ratios(&rounds))?;
             Some(Verdict {
+                udp: t.udp,
                 what: t.what,
                 system: t.system,
                 peer: t.peer,
@@ -143,31 +148,9 @@ pub fn verdicts(samples: &[Sample]) -> Vec<Verdict> {
 /// not log as its row claims (HAProxy's `log stdout` drops a line when its
 /// threads collide on the descriptor; serve2d's queue drops when full).
 pub fn table(verdicts: &[Verdict], profiles: &[Profile], samples: &[Sample], rounds: u32) -> String {
-    let mut table = String::from(
-        "| target | serve2 side (median) | compared with (median) | per round: serve2 side / other = ratio | median ratio | met? |\n\
-         |---|---:|---:|---|---:|---|\n",
-    );
-    for v in verdicts {
-        let per_round: Vec<String> = v
-            .rounds
-            .iter()
-            .map(|&(round, value, peer)| {
-                let ratio = if peer == 0.0 { "—".to_owned() } else { format!("{:.2}", value / peer) };
-                format!("{}: {} / {} = {ratio}", round + 1, number(value, false), number(peer, false))
-            })
-            .collect();
-        table.push_str(&format!(
-            "| {}: {} {} {} | {} | {} | {} | **{:.2}** | {} |\n",
-            v.what,
-            v.system,
-            v.rule.text(),
-            v.peer,
-            number(v.system_median, false),
-            number(v.peer_median, false),
-            per_round.join("; "),
-            v.ratio_median,
-            if v.met { "yes" } else { "**no**" }
-        ));
+    let mut table = String::from(HEADER);
+    for v in verdicts.iter().filter(|v| !v.udp) {
+        table.push_str(&verdict_row(v));
     }
     let profile = |name: &str| profiles.iter().find(|p| p.system == name && p.problem.is_none());
     if let Some(serve2) = profile(SYSCALL_SYSTEM) {
@@ -190,6 +173,34 @@ pub fn table(verdicts: &[Verdict], profiles: &[Profile], samples: &[Sample], rou
         ));
     }
     table
+}
+
+/// The headline tables' first two lines.
+pub const HEADER: &str = "| target | serve2 side (median) | compared with (median) | per round: serve2 side / other = ratio | median ratio | met? |\n\
+                          |---|---:|---:|---|---:|---|\n";
+
+/// A verdict as a row of the headline tables.
+pub fn verdict_row(v: &Verdict) -> String {
+    let per_round: Vec<String> = v
+        .rounds
+        .iter()
+        .map(|&(round, value, peer)| {
+            let ratio = if peer == 0.0 { "—".to_owned() } else { format!("{:.2}", value / peer) };
+            format!("{}: {} / {} = {ratio}", round + 1, number(value, false), number(peer, false))
+        })
+        .collect();
+    format!(
+        "| {}: {} {} {} | {} | {} | {} | **{:.2}** | {} |\n",
+        v.what,
+        v.system,
+        v.rule.text(),
+        v.peer,
+        number(v.system_median, false),
+        number(v.peer_median, false),
+        per_round.join("; "),
+        v.ratio_median,
+        if v.met { "yes" } else { "**no**" }
+    )
 }
 
 /// One line per logging row: lines counted against connections made.

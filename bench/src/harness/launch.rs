@@ -1,9 +1,9 @@
 //! Starting a system in front of the origins, and knowing it is ready — its
-//! port answers an SSH banner exchange routed to the banner origin — within
-//! a bounded time.
+//! port answers an SSH banner exchange routed to the banner origin, or for a
+//! UDP system a datagram echoed by the UDP origin — within a bounded time.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use crate::configs::{self, Backends, Setup};
 use crate::logcheck::{ConnectionLog, LogFormat};
 use crate::plan::Plan;
 use crate::procs::{self, Spawned, free_port};
-use crate::systems::{Proxy, System};
+use crate::systems::{Metrics, Proxy, System};
 
 /// How long a system may take to start and route its first connection.
 const START_LIMIT: Duration = Duration::from_secs(15);
@@ -54,10 +54,15 @@ pub fn start(system: System, to: Backends, plan: &Plan, tag: &str) -> anyhow::Re
             // sslh has no logging row: its lines are off in every one.
             (Spawned::start(name, command, group, false, &plan.work)?, None)
         }
+        Proxy::NginxUdp => (start_nginx(name, &setup, plan)?, None),
     };
-    wait_routed(port, START_LIMIT).with_context(|| format!("{name} did not start"))?;
-    let log = log_file.zip(format).map(|(path, format)| ConnectionLog { path, format });
-    Ok(Running { targets: Backends { banner: port, http: port, iperf: port }, proxy: Some(proxy), log })
+    let ready =
+        if spec.metrics == Metrics::Udp { wait_echoed(port, START_LIMIT) } else { wait_routed(port, START_LIMIT) };
+    ready.with_context(|| format!("{name} did not start"))?;
+    // UDP flows log when they end, not per connection: no log count there.
+    let log = log_file.zip(format).filter(|_| spec.metrics != Metrics::Udp);
+    let log = log.map(|(path, format)| ConnectionLog { path, format });
+    Ok(Running { targets: Backends { banner: port, http: port, iperf: port, udp: port }, proxy: Some(proxy), log })
 }
 
 fn start_serve2(name: &str, config: &serde_json::Value, setup: &Setup, plan: &Plan) -> anyhow::Result<Spawned> {
@@ -87,6 +92,17 @@ fn start_haproxy(name: &str, setup: &Setup, plan: &Plan) -> anyhow::Result<Spawn
         Some(file) => Spawned::start_writing_to(name, command, group, file, &plan.work),
         None => Spawned::start(name, command, group, false, &plan.work),
     }
+}
+
+fn start_nginx(name: &str, setup: &Setup, plan: &Plan) -> anyhow::Result<Spawned> {
+    // Its sessions' descriptors, a few spare, within the limit.
+    let connections = crate::netns::open_files_limit()?.saturating_sub(100).min(200_000);
+    let text = configs::nginx::nginx_udp(setup, &plan.work, connections);
+    let config = write_config(plan, &format!("{name}.conf"), &text)?;
+    let (mut command, group) = procs::command(Path::new("nginx"), name, true);
+    // In the foreground, its prefix the work folder (nothing of the host's).
+    command.arg("-p").arg(&plan.work).arg("-c").arg(config).args(["-g", "daemon off;"]);
+    Spawned::start(name, command, group, false, &plan.work)
 }
 
 fn write_config(plan: &Plan, file: &str, text: &str) -> anyhow::Result<PathBuf> {
@@ -129,4 +145,34 @@ fn banner_exchange(port: u16) -> std::io::Result<Vec<u8>> {
         reply.extend_from_slice(&chunk[..n]);
     }
     Ok(reply)
+}
+
+/// serve2-load's first datagram of a flow: a WireGuard handshake
+/// initiation's shape, which the detecting row's `wireguard` entry takes.
+fn udp_probe() -> [u8; 148] {
+    let mut probe = [0x5a; 148];
+    probe[..4].copy_from_slice(&[1, 0, 0, 0]);
+    probe
+}
+
+/// Waits until a datagram sent to `port` is echoed back. Silence is retried
+/// until `limit`; a different answer fails at once.
+fn wait_echoed(port: u16, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    socket.connect((Ipv4Addr::LOCALHOST, port))?;
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let probe = udp_probe();
+    let mut reply = [0u8; 512];
+    loop {
+        // Refused (nothing bound yet) shows up on send or recv: try again.
+        let answer = socket.send(&probe).and_then(|_| socket.recv(&mut reply));
+        match answer {
+            Ok(n) if reply[..n] == probe => return Ok(()),
+            Ok(n) => bail!("port {port} answered {n} bytes that are not the echo"),
+            Err(e) if Instant::now() >= deadline => bail!("port {port} not echoing after {limit:?}: {e}"),
+            // Not bound yet (refused at once) or silent: try again shortly.
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
 }

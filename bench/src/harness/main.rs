@@ -1,10 +1,10 @@
 //! `serve2-bench` (run by `cargo xtask bench`): serve2d against direct
-//! connections, HAProxy and sslh, on the same origins, the same load and
-//! the same machine.
+//! connections, HAProxy and sslh — and for UDP, nginx's stream module —
+//! on the same origins, the same load and the same machine.
 //!
 //! It re-runs itself in a fresh network namespace (`netns`), where every
 //! round starts each system in turn (`systems`, `launch`, `configs`),
-//! measures it (`measure`, `tools`, `logcheck`, `procfs`) and stops it; an
+//! measures it (`measure`, `measure_udp`, `tools`, `logcheck`, `procfs`) and stops it; an
 //! untimed phase then counts the logging proxies' syscalls per connection
 //! under strace (`syscalls`). The results go to the output folder and the
 //! docs page (`report`, `stats`, `headline`, `table`, `svg`, `docs`).
@@ -13,9 +13,11 @@ mod cgroup;
 mod configs;
 mod docs;
 mod headline;
+mod headline_udp;
 mod launch;
 mod logcheck;
 mod measure;
+mod measure_udp;
 mod netns;
 mod origins;
 mod plan;

@@ -5,7 +5,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::configs::Backends;
 use crate::launch;
 use crate::origins::{self, Origins};
 use crate::plan::Plan;
@@ -26,9 +25,27 @@ pub fn system_round(plan: &Plan, origins: &Origins, system: System, round: u32) 
 }
 
 fn measure(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) -> anyhow::Result<()> {
+    if system.has_tcp() && plan.tcp {
+        measure_tcp(plan, origins, system, sample)?;
+    }
+    if system.has_udp() && plan.udp {
+        let round = sample.round + 1;
+        let running = launch::start(system, origins.backends(0), plan, &format!("r{round}-udp"))?;
+        crate::measure_udp::round_trips_and_idle(plan, &running, sample);
+        drop(running);
+        // Each burst of new flows on a fresh start: the flows before stay
+        // in the proxy's table and descriptors for their timeout.
+        let start =
+            |burst: usize| launch::start(system, origins.backends(0), plan, &format!("r{round}-udp-flows{burst}"));
+        crate::measure_udp::new_flows(plan, start, sample);
+    }
+    Ok(())
+}
+
+fn measure_tcp(plan: &Plan, origins: &Origins, system: System, sample: &mut Sample) -> anyhow::Result<()> {
     let all = system.spec().metrics == Metrics::All;
     let (iperf, _iperf_server) = origins::start_iperf(plan)?;
-    let backends = Backends { banner: origins.banner, http: origins.http, iperf };
+    let backends = origins.backends(iperf);
     // Dropped (stopped) before the iperf3 server it forwards to.
     let running = launch::start(system, backends, plan, &format!("r{}", sample.round + 1))?;
     let proxy = running.proxy.as_ref();

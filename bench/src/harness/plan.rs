@@ -21,7 +21,8 @@ pub struct BenchArgs {
     /// One round, 2 s per timed metric, 500 held connections: for checking the harness.
     #[arg(long)]
     pub quick: bool,
-    /// Only these systems (comma-separated); `direct` is always measured, the ratios need it.
+    /// Only these systems (comma-separated; `udp` stands for every UDP
+    /// row); `direct` is always measured, the ratios need it.
     #[arg(long, value_delimiter = ',', value_name = "SYSTEM,...")]
     pub only: Vec<String>,
     /// The serve2d systems that are silent by design (`serve2`, the steered
@@ -52,6 +53,17 @@ pub struct Plan {
     /// Connections the syscall phase counts, after its warm-up.
     pub syscall_connections: usize,
     pub systems: Vec<System>,
+    /// Whether any system besides `direct` is measured on TCP, or on UDP:
+    /// `direct` runs only the kinds something is compared with.
+    pub tcp: bool,
+    pub udp: bool,
+    /// Flows `udp-hold` keeps open for the idle-cost metric.
+    pub udp_held: usize,
+    /// Most flows one new-flow run starts: every flow stays in the proxy
+    /// for its timeout (serve2: `establishedTimeout`, 120 s), so they must
+    /// fit under serve2's default `maxFlows` (65,536) and, one backend
+    /// socket each, the descriptor limit.
+    pub udp_max_flows: usize,
     pub serve2d: PathBuf,
     pub load: PathBuf,
     /// Output folder; generated configs and logs go in `work`.
@@ -64,19 +76,9 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(args: &BenchArgs) -> anyhow::Result<Self> {
-        let mut systems = vec![System::Direct];
-        for name in &args.only {
-            let system = System::parse(name).with_context(|| {
-                let known: Vec<&str> = System::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown system `{name}`; known: {}", known.join(", "))
-            })?;
-            if !systems.contains(&system) {
-                systems.push(system);
-            }
-        }
-        if args.only.is_empty() {
-            systems = System::ALL.to_vec();
-        }
+        let systems = chosen_systems(&args.only)?;
+        let others = || systems.iter().filter(|&&system| system != System::Direct);
+        let (tcp, udp) = (others().any(|s| s.has_tcp()), others().any(|s| s.has_udp()));
         let bin_dir = match &args.bin_dir {
             Some(dir) => dir.clone(),
             None => {
@@ -85,8 +87,8 @@ impl Plan {
             }
         };
         let out = std::path::absolute(&args.out)?;
-        let (rounds, seconds, held) =
-            if args.quick { (1, 2, 500) } else { (args.rounds.max(1), args.seconds.max(1), 5000) };
+        let (rounds, seconds, held, udp_held) =
+            if args.quick { (1, 2, 500, 2000) } else { (args.rounds.max(1), args.seconds.max(1), 5000, 10_000) };
         Ok(Plan {
             rounds,
             seconds,
@@ -94,6 +96,10 @@ impl Plan {
             latency_count: 2000,
             syscall_connections: 2000,
             systems,
+            tcp,
+            udp,
+            udp_held,
+            udp_max_flows: udp_max_flows(crate::netns::open_files_limit()?),
             serve2d: bin_dir.join("serve2d"),
             load: bin_dir.join("serve2-load"),
             work: out.join("work"),
@@ -101,5 +107,63 @@ impl Plan {
             docs: std::path::absolute(&args.docs)?,
             log_connections: args.log_connections,
         })
+    }
+}
+
+/// [`Plan::udp_max_flows`] under a descriptor limit of `files`.
+fn udp_max_flows(files: u64) -> usize {
+    (files.saturating_sub(1000) as usize).min(40_000)
+}
+
+/// `direct`, then every system `--only` names (all of them without it).
+fn chosen_systems(only: &[String]) -> anyhow::Result<Vec<System>> {
+    if only.is_empty() {
+        return Ok(System::ALL.to_vec());
+    }
+    let mut systems = vec![System::Direct];
+    for name in only {
+        let named = if name.trim() == "udp" {
+            System::UDP.to_vec()
+        } else {
+            vec![System::parse(name).with_context(|| {
+                let known: Vec<&str> = System::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown system `{name}`; known: udp, {}", known.join(", "))
+            })?]
+        };
+        for system in named {
+            if !systems.contains(&system) {
+                systems.push(system);
+            }
+        }
+    }
+    Ok(systems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(only: &[&str]) -> Vec<&'static str> {
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        chosen_systems(&only).unwrap().into_iter().map(System::name).collect()
+    }
+
+    #[test]
+    fn new_flows_fit_the_descriptors_and_the_table() {
+        assert_eq!(udp_max_flows(20_000), 19_000);
+        assert_eq!(udp_max_flows(1 << 20), 40_000);
+        assert_eq!(udp_max_flows(500), 0);
+    }
+
+    #[test]
+    fn only_udp_is_direct_and_the_udp_rows() {
+        assert_eq!(names(&["udp"]), ["direct", "serve2-udp", "serve2-udp-detect", "nginx-udp"]);
+        assert_eq!(
+            names(&["nginx-udp", "udp", "serve2"]),
+            ["direct", "nginx-udp", "serve2-udp", "serve2-udp-detect", "serve2"]
+        );
+        assert_eq!(names(&[]).len(), System::ALL.len());
+        let only = ["nginx".to_owned()];
+        assert!(chosen_systems(&only).unwrap_err().to_string().contains("known: udp, direct"));
     }
 }

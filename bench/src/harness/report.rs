@@ -8,9 +8,10 @@ use std::process::Command;
 use serde::Serialize;
 
 use crate::headline::{self, Verdict};
+use crate::headline_udp;
 use crate::plan::Plan;
 use crate::sample::Sample;
-use crate::stats::{SystemSummary, rounds, summarise};
+use crate::stats::{METRICS, SystemSummary, UDP_METRICS, rounds, summarise};
 use crate::syscalls::{self, Profile};
 use crate::table::{self, distinct_problems, error_notes};
 
@@ -33,6 +34,10 @@ pub struct Results {
     pub seconds: u64,
     pub held: usize,
     pub latency_count: usize,
+    /// Flows held for the UDP idle cost, when UDP was measured.
+    pub udp_held: Option<usize>,
+    /// Most new flows per burst, when UDP was measured.
+    pub udp_max_flows: Option<usize>,
     pub summary: Vec<SystemSummary>,
     pub headline: Vec<Verdict>,
     pub syscalls: Vec<Profile>,
@@ -49,6 +54,8 @@ impl Results {
             seconds: plan.seconds,
             held: plan.held,
             latency_count: plan.latency_count,
+            udp_held: plan.udp.then_some(plan.udp_held),
+            udp_max_flows: plan.udp.then_some(plan.udp_max_flows),
             summary,
             headline: headline::verdicts(&samples),
             syscalls,
@@ -82,8 +89,56 @@ impl Results {
         Ok(sections)
     }
 
-    /// The headline table, the syscall table and the table of every metric.
+    /// The headline table, the syscall table and the table of every metric,
+    /// then the UDP headline and table: each kind when it was measured.
     pub fn sections(&self) -> String {
+        let mut text = self.tcp_sections().unwrap_or_default();
+        if let Some(udp) = self.udp_sections() {
+            text.push('\n');
+            text.push_str(&udp);
+        }
+        text
+    }
+
+    /// The UDP headline and the table of every UDP metric, if UDP was measured.
+    pub fn udp_sections(&self) -> Option<String> {
+        let udp = headline_udp::table(&self.headline, self.rounds)?;
+        let mut text = String::from("### Headline: UDP flows, both proxies as deployed\n\n");
+        text.push_str(&self.udp_legend());
+        text.push('\n');
+        text.push_str(&udp);
+        if let Some(table) = table::table(self, &UDP_METRICS) {
+            text.push_str("\n### Every UDP metric\n\n");
+            text.push_str(&table);
+        }
+        Some(text)
+    }
+
+    /// What the UDP workloads are, with this run's counts.
+    fn udp_legend(&self) -> String {
+        use crate::measure_udp::{FLOW_BURSTS, FLOW_CLIENTS, LARGE, SMALL, WINDOW};
+        format!(
+            "Through an echo origin (one thread, `recvmmsg`/`sendmmsg`), from serve2-load on plain threads: \
+             **round trips/s** — one flow keeps {WINDOW} datagrams of {SMALL} bytes in flight and answers every echo \
+             at once with a new datagram (a round trip is one datagram each way through the proxy); **MB/s** — the \
+             same with {LARGE}-byte (QUIC-sized) datagrams, payload bytes echoed per second; **new flows/s** — \
+             {FLOW_CLIENTS} clients, each flow from a new source port sending one 148-byte datagram (a WireGuard \
+             initiation's shape) and waiting for its echo, in {FLOW_BURSTS} bursts of at most {} flows (one \
+             descriptor each in the proxy, under the descriptor limit and serve2's default `maxFlows`), each on a \
+             fresh start; **idle** — the proxy's memory (Pss) and descriptors per flow while {} flows, each echoed \
+             once, sit idle. Flows come from 127.A.B.1 sources, 500 per /24 (under the default \
+             `maxFlowsPerSource`). serve2d: `udpAddress` with `udp.forward` (`serve2-udp`) or `udp.protocols` \
+             quic then wireguard (`serve2-udp-detect`), default settings, a line per flow to `logFile`. nginx \
+             stream module: Debian's `worker_processes auto`, `listen … udp reuseport`, stream defaults, \
+             `access_log` per session.\n",
+            self.udp_max_flows.unwrap_or(0),
+            self.udp_held.unwrap_or(0),
+        )
+    }
+
+    /// The TCP headline, syscall and metric tables, if TCP was measured.
+    pub fn tcp_sections(&self) -> Option<String> {
+        let every_metric = table::table(self, &METRICS)?;
         let mut text = String::from("### Headline: short connections, both proxies as deployed\n\n");
         text.push_str(HEADLINE_LEGEND);
         text.push('\n');
@@ -105,8 +160,8 @@ impl Results {
             text.push_str(&table);
         }
         text.push_str("\n### Every metric\n\n");
-        text.push_str(&table::table(self));
-        text
+        text.push_str(&every_metric);
+        Some(text)
     }
 
     /// Every problem met, samples' and syscall profiles', each once.
@@ -123,9 +178,10 @@ impl Results {
     /// One line: when, on what, how long.
     pub fn conditions(&self) -> String {
         let m = &self.machine;
+        let udp = self.udp_held.map_or_else(String::new, |held| format!(", {held} held UDP flows"));
         format!(
             "{}: {} cores ({}), Linux {}, load average {} at the end; {} × {} s per timed metric, {} held \
-             connections, {} latency samples; {}.",
+             connections, {} latency samples{udp}; {}.",
             self.date,
             m.nproc,
             m.cpu,
@@ -162,6 +218,8 @@ impl Machine {
             peers: vec![
                 name_and_version(first_line(Command::new("haproxy").arg("-v"))),
                 name_and_version(first_line(Command::new("sslh").arg("-V"))),
+                // "nginx version: nginx/1.22.1"
+                first_line(Command::new("nginx").arg("-v")).replace("nginx version: nginx/", "nginx "),
                 name_and_version(first_line(Command::new("iperf3").arg("--version"))),
                 name_and_version(first_line(Command::new("wrk").arg("-v"))),
                 name_and_version(first_line(Command::new("strace").arg("-V"))),

@@ -31,6 +31,20 @@ pub struct Sample {
     pub idle_kib_per_conn: Option<f64>,
     pub idle_fds_per_conn: Option<f64>,
     pub held: Option<u64>,
+    /// UDP round trips per second: one flow, 32 datagrams of 64 bytes in
+    /// flight, each echo answered at once.
+    pub udp_dgrams_per_sec: Option<f64>,
+    /// UDP payload bytes echoed per second: the same with 1200-byte datagrams.
+    pub udp_bytes_per_sec: Option<f64>,
+    /// New UDP flows per second: 16 clients, each flow from a new source
+    /// port sending one datagram and waiting for its echo.
+    pub udp_flows_per_sec: Option<f64>,
+    /// The proxy's memory and descriptors per idle UDP flow.
+    pub udp_idle_kib_per_flow: Option<f64>,
+    pub udp_idle_fds_per_flow: Option<f64>,
+    pub udp_held: Option<u64>,
+    /// Datagrams sent in the round-trip runs whose echo never came back.
+    pub udp_lost: Option<u64>,
     /// A logging system's connection lines written during the
     /// connection-rate and latency runs, and the connections those runs
     /// completed (each reached the proxy, so each must have its line).

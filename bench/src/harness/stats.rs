@@ -53,6 +53,35 @@ pub const METRICS: [Metric; 12] = [
     Metric { key: "cpu_us_per_conn", title: "CPU µs/conn", value: |s| s.cpu_us_per_conn, compare: Compare::Own },
 ];
 
+/// The UDP table's columns (its rows: direct and the UDP systems).
+pub const UDP_METRICS: [Metric; 5] = [
+    Metric {
+        key: "udp_dgrams_per_sec",
+        title: "64 B round trips/s, 1 flow",
+        value: |s| s.udp_dgrams_per_sec,
+        compare: Compare::Ratio,
+    },
+    Metric {
+        key: "udp_mbytes_per_sec",
+        title: "1200 B MB/s, 1 flow",
+        value: |s| s.udp_bytes_per_sec.map(|bytes| bytes / 1e6),
+        compare: Compare::Ratio,
+    },
+    Metric { key: "udp_flows_per_sec", title: "new flows/s", value: |s| s.udp_flows_per_sec, compare: Compare::Ratio },
+    Metric {
+        key: "udp_idle_kib_per_flow",
+        title: "idle KiB/flow",
+        value: |s| s.udp_idle_kib_per_flow,
+        compare: Compare::Own,
+    },
+    Metric {
+        key: "udp_idle_fds_per_flow",
+        title: "idle fds/flow",
+        value: |s| s.udp_idle_fds_per_flow,
+        compare: Compare::Own,
+    },
+];
+
 /// One metric of one system over the rounds.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Stat {
@@ -77,7 +106,7 @@ pub struct SystemSummary {
 pub fn summarise(system: &str, samples: &[Sample]) -> SystemSummary {
     let own: Vec<&Sample> = samples.iter().filter(|s| s.system == system).collect();
     let mut metrics = BTreeMap::new();
-    for metric in &METRICS {
+    for metric in METRICS.iter().chain(&UDP_METRICS) {
         let values: Vec<f64> = own.iter().filter_map(|s| (metric.value)(s)).collect();
         let Some([median, min, max]) = spread(values) else { continue };
         let pairs = paired(samples, system, "direct", metric.value);

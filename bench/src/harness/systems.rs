@@ -18,6 +18,9 @@ pub enum System {
     HaproxyLogging,
     SslhFork,
     SslhSelect,
+    Serve2Udp,
+    Serve2UdpDetect,
+    NginxUdp,
 }
 
 /// What a system runs in front of the origins.
@@ -31,6 +34,8 @@ pub enum Proxy {
     Haproxy,
     /// sslh, this variant of it (`configs::sslh`).
     Sslh { program: &'static str },
+    /// nginx's stream module proxying UDP (`configs::peers::nginx_udp`).
+    NginxUdp,
 }
 
 /// Whether a system writes a line per connection.
@@ -50,6 +55,9 @@ pub enum Metrics {
     All,
     /// Connection rate and latency only (a port whose route is fixed).
     Connections,
+    /// The UDP metrics only (`measure_udp`): datagrams/s, bytes/s, new
+    /// flows/s, memory per idle flow. `direct` has both kinds.
+    Udp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +74,12 @@ const fn spec(name: &'static str, proxy: Proxy, logging: Logging) -> Spec {
     Spec { name, proxy, logging, metrics: Metrics::All, syscalls: false }
 }
 
+const fn udp(name: &'static str, proxy: Proxy) -> Spec {
+    Spec { metrics: Metrics::Udp, ..spec(name, proxy, Logging::File) }
+}
+
 impl System {
-    pub const ALL: [System; 11] = [
+    pub const ALL: [System; 14] = [
         System::Direct,
         System::Serve2,
         System::Serve2Logging,
@@ -79,7 +91,13 @@ impl System {
         System::HaproxyLogging,
         System::SslhFork,
         System::SslhSelect,
+        System::Serve2Udp,
+        System::Serve2UdpDetect,
+        System::NginxUdp,
     ];
+
+    /// What `--only udp` stands for.
+    pub const UDP: [System; 3] = [System::Serve2Udp, System::Serve2UdpDetect, System::NginxUdp];
 
     pub fn spec(self) -> Spec {
         use Logging::{File, Silent};
@@ -100,6 +118,10 @@ impl System {
             System::HaproxyLogging => Spec { syscalls: true, ..spec("haproxy-logging", Proxy::Haproxy, File) },
             System::SslhFork => spec("sslh-fork", Proxy::Sslh { program: "sslh" }, Silent),
             System::SslhSelect => spec("sslh-select", Proxy::Sslh { program: "sslh-select" }, Silent),
+            // The UDP rows log every flow as deployed.
+            System::Serve2Udp => udp("serve2-udp", Proxy::Serve2(configs::serve2::udp_forward)),
+            System::Serve2UdpDetect => udp("serve2-udp-detect", Proxy::Serve2(configs::serve2::udp_detect)),
+            System::NginxUdp => udp("nginx-udp", Proxy::NginxUdp),
         }
     }
 
@@ -109,6 +131,16 @@ impl System {
 
     pub fn parse(name: &str) -> Option<Self> {
         System::ALL.into_iter().find(|system| system.name() == name.trim())
+    }
+
+    /// Whether this system is measured on the TCP metrics.
+    pub fn has_tcp(self) -> bool {
+        self.spec().metrics != Metrics::Udp
+    }
+
+    /// Whether this system is measured on the UDP metrics.
+    pub fn has_udp(self) -> bool {
+        matches!(self, System::Direct) || self.spec().metrics == Metrics::Udp
     }
 
     /// Whether this system logs every connection in this run.
@@ -129,6 +161,17 @@ mod tests {
             assert_eq!(System::ALL.iter().filter(|other| other.name() == system.name()).count(), 1);
         }
         assert_eq!(System::parse("nginx"), None);
+        assert!(System::UDP.iter().all(|system| System::ALL.contains(system)));
+    }
+
+    #[test]
+    fn direct_is_the_base_of_both_kinds_and_the_udp_rows_have_no_tcp_metrics() {
+        assert!(System::Direct.has_tcp() && System::Direct.has_udp());
+        for system in System::UDP {
+            assert!(system.has_udp() && !system.has_tcp(), "{}", system.name());
+            assert!(system.logs(false), "{} logs as deployed", system.name());
+        }
+        assert!(!System::Serve2.has_udp() && System::Serve2.has_tcp());
     }
 
     #[test]

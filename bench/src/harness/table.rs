@@ -6,24 +6,30 @@ use std::collections::BTreeMap;
 
 use crate::report::Results;
 use crate::sample::Sample;
-use crate::stats::{Compare, METRICS, Metric, Stat, SystemSummary, number};
+use crate::stats::{Compare, Metric, Stat, SystemSummary, number};
 
 /// Rows = systems, columns = metrics: median (min–max when several
-/// rounds) and ×ratio to direct, or what the system adds to direct.
-pub fn table(results: &Results) -> String {
+/// rounds) and ×ratio to direct, or what the system adds to direct. Only
+/// the systems measured on some of `metrics` have a row; `None` when none is.
+pub fn table(results: &Results, metrics: &[Metric]) -> Option<String> {
+    let measured = |summary: &&SystemSummary| metrics.iter().any(|m| summary.metrics.contains_key(m.key));
+    let rows: Vec<&SystemSummary> = results.summary.iter().filter(measured).collect();
+    if rows.is_empty() {
+        return None;
+    }
     let mut table = String::from("| system |");
     let mut rule = String::from("|---|");
-    for metric in &METRICS {
+    for metric in metrics {
         table.push_str(&format!(" {} |", metric.title));
         rule.push_str("---:|");
     }
     table.push_str(" errors |\n");
     table.push_str(&rule);
     table.push_str("---:|\n");
-    for summary in &results.summary {
+    for summary in rows {
         table.push_str(&format!("| {} |", summary.system));
         let is_direct = summary.system == "direct";
-        for metric in &METRICS {
+        for metric in metrics {
             let cell = summary
                 .metrics
                 .get(metric.key)
@@ -36,7 +42,7 @@ pub fn table(results: &Results) -> String {
         };
         table.push_str(&format!(" {errors} |\n"));
     }
-    table
+    Some(table)
 }
 
 fn cell(rounds: u32, stat: &Stat, metric: &Metric, is_direct: bool) -> String {

@@ -3,6 +3,7 @@
 //! client.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -93,24 +94,6 @@ pub(super) struct OpenFlow {
 impl Drop for OpenFlow {
     fn drop(&mut self) {
         self.replies.abort();
-    }
-}
-
-impl OpenFlow {
-    /// Sends one client datagram to the backend, header first if asked,
-    /// without waiting: a backend socket that cannot take it drops it, as
-    /// the network would.
-    pub fn send(&self, data: &[u8], scratch: &mut Vec<u8>) -> std::io::Result<usize> {
-        let socket = socket2::SockRef::from(&*self.upstream);
-        match &self.header {
-            None => socket.send(data),
-            Some(header) => {
-                scratch.clear();
-                scratch.extend_from_slice(header);
-                scratch.extend_from_slice(data);
-                socket.send(scratch)
-            }
-        }
     }
 }
 
@@ -227,11 +210,11 @@ impl Flow {
     }
 }
 
-/// Most replies carried per wake-up before other flows get a turn.
-const REPLIES_PER_TURN: usize = 64;
+/// Most reply batches carried per wake-up before other flows get a turn.
+const BATCHES_PER_TURN: usize = 4;
 
 /// Carries the backend's datagrams to `client` until aborted (when the
-/// flow ends).
+/// flow ends), a batch per system call each way.
 pub(super) async fn relay_replies(
     upstream: Arc<UdpSocket>,
     reply: ReplyPath,
@@ -240,24 +223,29 @@ pub(super) async fn relay_replies(
     clock: Instant,
     stats: SharedStats,
 ) {
+    let fd = upstream.as_raw_fd();
     loop {
         if upstream.readable().await.is_err() {
             return;
         }
-        for _ in 0..REPLIES_PER_TURN {
-            let received = super::socket::with_receive_buffer(|buffer| {
-                let n = upstream.try_recv(buffer)?;
-                shared.touch(clock.elapsed().as_millis() as u64);
-                match reply.send(&buffer[..n], client) {
-                    Ok(_) => {
-                        shared.replies.fetch_add(1, Ordering::Relaxed);
-                        shared.reply_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
+        for _ in 0..BATCHES_PER_TURN {
+            let received = upstream.try_io(tokio::io::Interest::READABLE, || {
+                let count = super::mmsg::with_reply_batch(fd, |datagrams| {
+                    shared.touch(clock.elapsed().as_millis() as u64);
+                    let refused = reply.send_batch(datagrams, client);
+                    // Bytes offered: a refused datagram (rare) is not told apart.
+                    let bytes: usize = datagrams.iter().map(|d| d.len()).sum();
+                    shared.replies.fetch_add((datagrams.len() - refused) as u64, Ordering::Relaxed);
+                    shared.reply_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                    for _ in 0..refused {
                         stats.dropped.count(DropReason::SendFailed);
                     }
-                }
-                Ok::<(), std::io::Error>(())
+                    datagrams.len()
+                })?;
+                // A short batch emptied the queue: WouldBlock clears the
+                // readiness now (kept if a datagram came since), saving the
+                // receive that would only find nothing.
+                if count < super::mmsg::MMSG_BATCH { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
             });
             match received {
                 Ok(()) => {}

@@ -18,6 +18,7 @@ mod flow;
 mod header;
 pub mod kinds;
 pub mod metrics;
+mod mmsg;
 pub mod plan;
 mod reply;
 pub mod router;

@@ -24,10 +24,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Weak};
 
-use socket2::SockRef;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+
+use super::mmsg::Destination;
 
 /// A datagram that arrived on a reply socket: (data, client, dialled).
 pub(super) type Stray = (Vec<u8>, SocketAddr, SocketAddr);
@@ -42,13 +43,26 @@ pub(super) enum ReplyPath {
 }
 
 impl ReplyPath {
-    /// Sends without waiting (a full socket buffer drops the datagram).
-    pub fn send(&self, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    /// Sends `datagrams` to `to` in order, a batch per system call, without
+    /// waiting; returns how many were refused (dropped).
+    pub fn send_batch(&self, datagrams: &[&[u8]], to: SocketAddr) -> usize {
+        // SAFETY: an all-zero sockaddr_storage is a valid (AF_UNSPEC) value.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         match self {
             ReplyPath::Main { socket, ipv6_socket, from } => {
-                super::socket::send_from(socket.as_raw_fd(), *ipv6_socket, data, to, *from)
+                let name_len = super::socket::write_socket_addr(&mut name, to, *ipv6_socket);
+                let Ok((control, control_len)) = super::socket::source_control(*from) else {
+                    return datagrams.len();
+                };
+                let to = Destination { name: Some((&name, name_len)), control: Some(&control), control_len };
+                super::mmsg::send_all(socket.as_raw_fd(), datagrams, to)
             }
-            ReplyPath::Bound(reply) => SockRef::from(&*reply.socket).send_to(data, &to.into()),
+            ReplyPath::Bound(reply) => {
+                let ipv6_socket = reply.socket.local_addr().is_ok_and(|a| a.is_ipv6());
+                let name_len = super::socket::write_socket_addr(&mut name, to, ipv6_socket);
+                let to = Destination { name: Some((&name, name_len)), ..Destination::CONNECTED };
+                super::mmsg::send_all(reply.socket.as_raw_fd(), datagrams, to)
+            }
         }
     }
 }

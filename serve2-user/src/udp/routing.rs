@@ -11,7 +11,6 @@ use super::flow::{Buffer, FlowEnd, FlowKey, FlowState, OpenFlow};
 use super::reply::ReplyPath;
 use super::server::Dispatcher;
 use super::set::UdpRoute;
-use super::stats::DropReason;
 
 impl Dispatcher {
     /// Routes a decided flow: at once for an address, after resolving a name.
@@ -104,16 +103,12 @@ impl Dispatcher {
         let replies = tokio::spawn(tracing::Instrument::instrument(replies, flow.span.clone())).abort_handle();
         let header = route.proxy_header.then(|| super::header::datagram_header(key.client, key.dialled));
         let open = OpenFlow { upstream, header, replies };
-        let mut failed = 0;
         for datagram in &datagrams {
-            if open.send(datagram, &mut self.scratch).is_err() {
-                failed += 1;
-            }
+            self.outbox.push(&open.upstream, open.header.as_deref(), datagram);
         }
         flow.state = FlowState::Open(open);
-        for _ in 0..failed {
-            self.dropped(DropReason::SendFailed);
-        }
+        // The replay goes out now, in order, before any later datagram.
+        self.flush();
     }
 
     fn in_span(&self, key: &FlowKey, log: impl FnOnce(SocketAddr)) {

@@ -18,10 +18,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::flow::{Buffer, Flow, FlowEnd, FlowKey, FlowShared, FlowState, Traffic};
+use super::mmsg::Outbox;
 use super::reply::{ReplySockets, Stray};
 use super::router::UdpRouter;
 use super::set::Decision;
-use super::socket::{BATCH, RecvBatch};
+use super::socket::RecvBatch;
 use super::stats::{DropReason, SharedStats, UdpStats, UdpStatus};
 
 /// Batches taken in a row before timers and reply tasks get a turn.
@@ -105,7 +106,7 @@ impl UdpServer {
             resolved_tx,
             clock: Instant::now(),
             next_id: 0,
-            scratch: Vec::new(),
+            outbox: Outbox::default(),
             warned_at: [u64::MAX; DropReason::ALL.len()],
         };
         dispatcher.run(strays, resolved, shutdown).await;
@@ -131,8 +132,8 @@ pub(super) struct Dispatcher {
     pub(super) resolved_tx: mpsc::UnboundedSender<Resolved>,
     pub(super) clock: Instant,
     pub(super) next_id: u64,
-    /// Header plus datagram, for routes with `proxyProtocol`.
-    pub(super) scratch: Vec<u8>,
+    /// Datagrams for open flows' backends, sent at the end of each batch.
+    pub(super) outbox: Outbox,
     /// The second of the last warning, per drop reason.
     pub(super) warned_at: [u64; DropReason::ALL.len()],
 }
@@ -159,7 +160,10 @@ impl Dispatcher {
                     }
                     self.receive_batches(&mut batch).await;
                 }
-                Some((data, client, dialled)) = strays.recv() => self.datagram(&data, client, dialled),
+                Some((data, client, dialled)) = strays.recv() => {
+                    self.datagram(&data, client, dialled);
+                    self.flush();
+                }
                 Some((key, id, address)) = resolved.recv() => self.resolved(key, id, address),
                 () = sleep_until(next_deadline) => self.detection_deadlines(),
                 () = tokio::time::sleep_until(next_reap) => {
@@ -177,8 +181,18 @@ impl Dispatcher {
     async fn receive_batches(&mut self, batch: &mut RecvBatch) {
         for _ in 0..BATCHES_PER_TURN {
             let fd = self.socket.as_raw_fd();
-            let count = match self.socket.try_io(tokio::io::Interest::READABLE, || batch.receive(fd)) {
+            // A short batch left the queue empty: saying WouldBlock clears the
+            // socket's readiness now (tokio keeps it if a datagram came since),
+            // which saves the receive that would only find nothing.
+            let mut drained = false;
+            let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                let count = batch.receive(fd)?;
+                drained = batch.drained();
+                if drained { Err(std::io::ErrorKind::WouldBlock.into()) } else { Ok(count) }
+            });
+            let count = match received {
                 Ok(count) => count,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && drained => batch.len(),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     tracing::debug!(error = %e, "udp: receive");
@@ -194,12 +208,23 @@ impl Dispatcher {
                 let Some(dialled) = addresses.dialled.or(self.fallback_dialled) else { continue };
                 self.datagram(data, addresses.source, dialled);
             }
-            if count < BATCH {
+            self.flush();
+            if drained {
                 return;
             }
         }
         // Still more queued: let timers and reply tasks run first.
         tokio::task::yield_now().await;
+    }
+
+    /// Sends what this batch forwarded to open flows' backends.
+    pub(super) fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        for _ in 0..self.outbox.flush() {
+            self.dropped(DropReason::SendFailed);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -231,11 +256,8 @@ impl Dispatcher {
         flow.from_client.add(data.len());
         flow.shared.touch(now_ms);
         match &mut flow.state {
-            FlowState::Open(open) => {
-                if open.send(data, &mut self.scratch).is_err() {
-                    self.dropped(DropReason::SendFailed);
-                }
-            }
+            // Sent when the batch is done, with the flow's others (`flush`).
+            FlowState::Open(open) => self.outbox.push(&open.upstream, open.header.as_deref(), data),
             FlowState::Resolving(buffer, _) => {
                 if !buffer.push(data) {
                     self.dropped(DropReason::BufferFull);

@@ -50,6 +50,38 @@ pub fn kernel_direct(setup: &Setup) -> Value {
     config
 }
 
+/// UDP: a `udpAddress` socket whose block forwards every flow to the UDP
+/// echo origin, no detection.
+pub fn udp_forward(setup: &Setup) -> Value {
+    udp_base(setup, json!({"forward": {"target": format!("127.0.0.1:{}", setup.to.udp)}}))
+}
+
+/// UDP: the same socket, with a block that detects each flow's first
+/// datagram — `quic` judges it first and refuses, then `wireguard` takes it
+/// (serve2-load's first datagram is shaped as a handshake initiation) to
+/// the echo origin. QUIC's target is never used.
+pub fn udp_detect(setup: &Setup) -> Value {
+    let echo = format!("127.0.0.1:{}", setup.to.udp);
+    udp_base(
+        setup,
+        json!({"protocols": [
+            {"kind": "quic", "conf": {"target": "127.0.0.1:9"}},
+            {"kind": "wireguard", "conf": {"target": echo}},
+        ]}),
+    )
+}
+
+/// A UDP-only serve2d (no TCP `protocols`), every other setting its default,
+/// logging one line per flow to the log file as deployed.
+fn udp_base(setup: &Setup, block: Value) -> Value {
+    let mut config = json!({"control": "", "udpAddress": format!("127.0.0.1:{}", setup.port), "udp": block});
+    match &setup.log_file {
+        Some(path) => config["logFile"] = path.display().to_string().into(),
+        None => config["logStdout"] = true.into(),
+    }
+    config
+}
+
 /// What every system shares: no control socket, the detection deadline,
 /// and the log output — the per-connection lines to the log file as
 /// deployed (default level and format), or stdout, filtered to start-up
@@ -136,6 +168,20 @@ mod tests {
             assert!(kinds.contains(&kind.name), "{} missing", kind.name);
         }
         loads(&config);
+    }
+
+    #[test]
+    fn the_udp_rows_listen_on_udp_only_and_reach_the_echo_origin() {
+        let forward = udp_forward(&setup(Some("/tmp/serve2-udp.log")));
+        assert_eq!(forward["udpAddress"], "127.0.0.1:9000");
+        assert!(forward.get("address").is_none() && forward.get("protocols").is_none());
+        assert_eq!(forward["udp"]["forward"]["target"], "127.0.0.1:1004");
+        assert_eq!(forward["logFile"], "/tmp/serve2-udp.log");
+        let detect = udp_detect(&setup(Some("/tmp/serve2-udp-detect.log")));
+        assert_eq!(detect["udp"]["protocols"][0]["kind"], "quic");
+        assert_eq!(detect["udp"]["protocols"][1]["conf"]["target"], "127.0.0.1:1004");
+        loads(&forward);
+        loads(&detect);
     }
 
     #[test]

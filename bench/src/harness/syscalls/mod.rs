@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use crate::configs::Backends;
 use crate::launch::{self, Running};
 use crate::measure::{CONCURRENCY, load_args};
 use crate::origins::{self, Origins};
@@ -75,7 +74,7 @@ pub fn profile_all(plan: &Plan, origins: &Origins) -> Vec<Profile> {
 
 fn profile(plan: &Plan, origins: &Origins, system: System) -> anyhow::Result<Profile> {
     let (iperf, _iperf_server) = origins::start_iperf(plan)?;
-    let backends = Backends { banner: origins.banner, http: origins.http, iperf };
+    let backends = origins.backends(iperf);
     let running = launch::start(system, backends, plan, "syscalls")?;
     let proxy = running.proxy.as_ref().context("nothing to trace")?;
     drive(plan, &running, WARM_UP)?;
