@@ -2,7 +2,10 @@
 //! socket): per-connection errors are skipped, running out of descriptors
 //! or memory backs off instead of spinning.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_millis(5);
@@ -46,5 +49,50 @@ impl Backoff {
         }
         tokio::time::sleep(self.delay).await;
         self.delay = (self.delay * 2).min(MAX);
+    }
+}
+
+/// Lets the tasks already queued on this thread (the connection just
+/// accepted among them) run before the accept loop goes on: by then more
+/// clients have often queued, so fewer accepts end in EAGAIN. Unlike
+/// `tokio::task::yield_now`, which waits for the next I/O driver poll, this
+/// re-queues the task at once.
+pub(crate) fn queued_tasks_first() -> impl Future<Output = ()> {
+    QueuedTasksFirst { yielded: false }
+}
+
+struct QueuedTasksFirst {
+    yielded: bool,
+}
+
+impl Future for QueuedTasksFirst {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::queued_tasks_first;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_task_spawned_before_it_runs_before_the_loop_goes_on() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let task = tokio::spawn(async move { flag.store(true, Ordering::SeqCst) });
+        assert!(!ran.load(Ordering::SeqCst), "a current-thread runtime runs the task only when this one yields");
+        queued_tasks_first().await;
+        assert!(ran.load(Ordering::SeqCst));
+        task.await.unwrap();
     }
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::accept::{Backoff, is_per_connection};
+use crate::accept::{Backoff, is_per_connection, queued_tasks_first};
 use crate::admission::{self, Slot};
 use crate::conn::{Conn, ConnInfo, canonical_addr};
 use crate::detect::engine::{Detected, Detection, Unmatched, detect};
@@ -199,6 +199,7 @@ async fn accept_loop(listener: TcpListener, server: Server, tracker: TaskTracker
             Ok((stream, peer)) => {
                 backoff.reset();
                 admit(&server, &tracker, Accepted { stream, peer, local });
+                queued_tasks_first().await;
             }
             Err(e) if is_per_connection(&e) => tracing::debug!(error = %e, "accept: connection lost before accept"),
             Err(e) => tokio::select! {
