@@ -147,28 +147,52 @@ fn http(plan: &Plan, port: u16, close: bool, sample: &mut Sample) -> anyhow::Res
 /// The proxy's memory and descriptors per idle connection: measured before
 /// and while `hold` keeps `plan.held` routed connections open.
 fn idle(plan: &Plan, port: u16, proxy: &Spawned, sample: &mut Sample) -> anyhow::Result<()> {
-    let before = footprint(&proxy.pids());
-    let mut command = Command::new(&plan.load);
-    command.args(load_args("hold", port, &["--count", &plan.held.to_string()]));
-    let mut hold = Spawned::start("hold", command, None, true, &plan.work)?;
     // Opening is bounded per connection (5 s, 64 at a time).
     let limit = Duration::from_secs(30 + (plan.held as u64 * 5).div_ceil(64));
-    let line = hold.wait_for_line(limit, |line| line.contains("\"held\""))?;
-    let after = footprint(&proxy.pids());
-    let result: serde_json::Value = serde_json::from_str(&line)?;
-    sample.count_load("hold", &result);
-    let held = result["held"].as_u64().unwrap_or(0);
-    sample.held = Some(held);
-    if !proxy.is_running() {
-        // Crashed (sslh-select past FD_SETSIZE): what is left is not its footprint.
-        anyhow::bail!("the proxy exited while {} connections were being opened (see its .stderr)", plan.held);
-    }
-    if held > 0 {
-        sample.idle_kib_per_conn = Some((after.kib - before.kib) / held as f64);
-        sample.idle_fds_per_conn = Some((after.fds - before.fds) / held as f64);
-    }
-    hold.close_and_wait(Duration::from_secs(30))?;
+    // A crash (sslh-select past FD_SETSIZE) leaves no footprint to measure.
+    let held = Held { tool: "hold", count: plan.held, what: "connections", limit };
+    let (count, each) = held.footprint(plan, port, proxy, sample)?;
+    sample.held = Some(count);
+    (sample.idle_kib_per_conn, sample.idle_fds_per_conn) = each.unzip();
     Ok(())
+}
+
+/// A load tool that opens `count` connections or flows, prints
+/// `{"held": N, …}` and keeps them open until its input closes.
+pub struct Held {
+    pub tool: &'static str,
+    pub count: usize,
+    pub what: &'static str,
+    /// How long opening them may take.
+    pub limit: Duration,
+}
+
+impl Held {
+    /// How many were held, and what each added to the proxy's memory (KiB)
+    /// and descriptors, from before to while they are held.
+    pub fn footprint(
+        &self,
+        plan: &Plan,
+        port: u16,
+        proxy: &Spawned,
+        sample: &mut Sample,
+    ) -> anyhow::Result<(u64, Option<(f64, f64)>)> {
+        let before = footprint(&proxy.pids());
+        let mut command = Command::new(&plan.load);
+        command.args(load_args(self.tool, port, &["--count", &self.count.to_string()]));
+        let mut hold = Spawned::start(self.tool, command, None, true, &plan.work)?;
+        let line = hold.wait_for_line(self.limit, |line| line.contains("\"held\""))?;
+        let after = footprint(&proxy.pids());
+        let result: serde_json::Value = serde_json::from_str(&line)?;
+        sample.count_load(self.tool, &result);
+        let held = result["held"].as_u64().unwrap_or(0);
+        if !proxy.is_running() {
+            anyhow::bail!("the proxy exited while {} {} were being opened (see its .stderr)", self.count, self.what);
+        }
+        let each = (held > 0).then(|| ((after.kib - before.kib) / held as f64, (after.fds - before.fds) / held as f64));
+        hold.close_and_wait(Duration::from_secs(30))?;
+        Ok((held, each))
+    }
 }
 
 pub fn load_args(command: &str, port: u16, rest: &[&str]) -> Vec<String> {

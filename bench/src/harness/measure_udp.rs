@@ -5,13 +5,11 @@
 //! timeouts, one descriptor each): one burst lasts about a second, too
 //! short alone on a shared machine.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::launch::Running;
-use crate::measure::load_args;
+use crate::measure::{Held, load_args};
 use crate::plan::Plan;
-use crate::procfs::footprint;
 use crate::procs::Spawned;
 use crate::sample::Sample;
 use crate::tools;
@@ -90,25 +88,11 @@ fn burst_of_flows(plan: &Plan, port: u16, sample: &mut Sample) -> anyhow::Result
 /// The proxy's memory and descriptors per idle flow: before, and while
 /// `udp-hold` keeps `plan.udp_held` echoed flows open.
 fn idle(plan: &Plan, port: u16, proxy: &Spawned, sample: &mut Sample) -> anyhow::Result<()> {
-    let before = footprint(&proxy.pids());
-    let mut command = Command::new(&plan.load);
-    command.args(load_args("udp-hold", port, &["--count", &plan.udp_held.to_string()]));
-    let mut hold = Spawned::start("udp-hold", command, None, true, &plan.work)?;
     // Each flow waits at most a second for its echo.
     let limit = Duration::from_secs(30 + plan.udp_held as u64 / 100);
-    let line = hold.wait_for_line(limit, |line| line.contains("\"held\""))?;
-    let after = footprint(&proxy.pids());
-    let result: serde_json::Value = serde_json::from_str(&line)?;
-    sample.count_load("udp-hold", &result);
-    let held = result["held"].as_u64().unwrap_or(0);
-    sample.udp_held = Some(held);
-    if !proxy.is_running() {
-        anyhow::bail!("the proxy exited while {} flows were being opened (see its .stderr)", plan.udp_held);
-    }
-    if held > 0 {
-        sample.udp_idle_kib_per_flow = Some((after.kib - before.kib) / held as f64);
-        sample.udp_idle_fds_per_flow = Some((after.fds - before.fds) / held as f64);
-    }
-    hold.close_and_wait(Duration::from_secs(30))?;
+    let held = Held { tool: "udp-hold", count: plan.udp_held, what: "flows", limit };
+    let (count, each) = held.footprint(plan, port, proxy, sample)?;
+    sample.udp_held = Some(count);
+    (sample.udp_idle_kib_per_flow, sample.udp_idle_fds_per_flow) = each.unzip();
     Ok(())
 }

@@ -262,43 +262,35 @@ async fn every_wrap_through(transport: Transport, protocols: Option<&str>) {
 const OTHERS: &str = r#"{"kind": "ssh", "conf": {"target": "127.0.0.1:9"}},
     {"kind": "httproute", "conf": {"target": "127.0.0.1:9"}}"#;
 
+/// [`every_wrap_through`] in a fresh namespace, OpenVPN installed.
+fn every_wrap_in_netns(transport: Transport, protocols: Option<String>) {
+    in_netns(|| async move {
+        if peers_available(&[OPENVPN]) {
+            every_wrap_through(transport, protocols.as_deref()).await;
+        }
+    });
+}
+
+/// The route entry sending OpenVPN to the server, after `others`.
+fn routes(others: &str, kind: &str, default: bool) -> Option<String> {
+    let default = if default { r#""default": true, "# } else { "" };
+    Some(format!(r#"{others}, {{"kind": "{kind}", {default}"conf": {{"target": {{server}}}}}}"#))
+}
+
 /// The control: the peers themselves, serve2 bypassed.
 #[test]
 fn openvpn_tcp_client_reaches_its_server_directly() {
-    in_netns(|| async {
-        if !peers_available(&[OPENVPN]) {
-            return;
-        }
-        every_wrap_through(Transport::Tcp, None).await;
-    });
+    every_wrap_in_netns(Transport::Tcp, None);
 }
 
 #[test]
 fn openvpn_tcp_client_reaches_its_server_through_a_proxy_default() {
-    in_netns(|| async {
-        if !peers_available(&[OPENVPN]) {
-            return;
-        }
-        every_wrap_through(
-            Transport::Tcp,
-            Some(&format!(r#"{OTHERS}, {{"kind": "proxy", "default": true, "conf": {{"target": {{server}}}}}}"#)),
-        )
-        .await;
-    });
+    every_wrap_in_netns(Transport::Tcp, routes(OTHERS, "proxy", true));
 }
 
 #[test]
 fn openvpn_tcp_client_reaches_its_server_through_the_openvpn_route() {
-    in_netns(|| async {
-        if !peers_available(&[OPENVPN]) {
-            return;
-        }
-        every_wrap_through(
-            Transport::Tcp,
-            Some(&format!(r#"{OTHERS}, {{"kind": "openvpn", "conf": {{"target": {{server}}}}}}"#)),
-        )
-        .await;
-    });
+    every_wrap_in_netns(Transport::Tcp, routes(OTHERS, "openvpn", false));
 }
 
 /// QUIC and WireGuard share the UDP port; neither may take OpenVPN's
@@ -309,24 +301,10 @@ const UDP_OTHERS: &str = r#"{"kind": "quic", "conf": {"target": "127.0.0.1:9"}},
 /// The control over UDP: the peers themselves, serve2 bypassed.
 #[test]
 fn openvpn_udp_client_reaches_its_server_directly() {
-    in_netns(|| async {
-        if !peers_available(&[OPENVPN]) {
-            return;
-        }
-        every_wrap_through(Transport::Udp, None).await;
-    });
+    every_wrap_in_netns(Transport::Udp, None);
 }
 
 #[test]
 fn openvpn_udp_client_reaches_its_server_through_the_udp_openvpn_kind() {
-    in_netns(|| async {
-        if !peers_available(&[OPENVPN]) {
-            return;
-        }
-        every_wrap_through(
-            Transport::Udp,
-            Some(&format!(r#"{UDP_OTHERS}, {{"kind": "openvpn", "conf": {{"target": {{server}}}}}}"#)),
-        )
-        .await;
-    });
+    every_wrap_in_netns(Transport::Udp, routes(UDP_OTHERS, "openvpn", false));
 }
