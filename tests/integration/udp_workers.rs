@@ -31,6 +31,10 @@ fn two_workers_both_serve_flows_and_every_reply_leaves_from_the_dialled_address(
         assert_eq!(threads, ["serve2-udp-0", "serve2-udp-1"], "{status:#?}");
         assert!(status.sockets.iter().all(|s| s.flows > 0), "both workers serve flows: {status:#?}");
         assert_eq!(status.sockets.iter().map(|s| s.flows).sum::<u64>(), CLIENTS as u64);
+        let (first, second) = (&status.sockets[0], &status.sockets[1]);
+        let line =
+            format!("  flows per thread: {} {}, {} {}\n", first.thread, first.flows, second.thread, second.flows);
+        assert!(status.to_string().contains(&line), "{line:?} in\n{status}");
         // Each flow stays on its worker: a second round creates none.
         for (i, client) in clients.iter().enumerate() {
             assert_eq!(exchange(client, daemon.addr, &format!("again {i}")).await, format!("b:again {i}"));

@@ -207,7 +207,16 @@ impl std::fmt::Display for UdpStatus {
         let dropped: Vec<String> = self.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(f, "  dropped datagrams: {}", dropped.join(", "))?;
         if self.sockets.len() > 1 {
-            let shares: Vec<String> = self.sockets.iter().map(|s| format!("{} {}", s.thread, s.flows)).collect();
+            // A thread serves a socket of each group: name the group when
+            // there are several.
+            let shares: Vec<String> = self
+                .sockets
+                .iter()
+                .map(|s| match self.listeners.len() {
+                    1 => format!("{} {}", s.thread, s.flows),
+                    _ => format!("{} {} {}", s.thread, s.address, s.flows),
+                })
+                .collect();
             writeln!(f, "  flows per thread: {}", shares.join(", "))?;
         }
         for policy in &self.policies {
