@@ -37,3 +37,4 @@ mod udp_quic;
 mod udp_socket;
 mod udp_steer;
 mod udp_wireguard;
+mod udp_workers;

@@ -20,9 +20,14 @@ async fn connected_client(to: SocketAddr) -> tokio::net::UdpSocket {
 
 /// serve2d on `body` with a control socket, steering attached.
 async fn start(body: &str) -> (tempfile::TempDir, Serve2d) {
+    start_with_workers(body, 1).await
+}
+
+/// [`start`] with `workers` threads (TCP and UDP alike).
+async fn start_with_workers(body: &str, workers: usize) -> (tempfile::TempDir, Serve2d) {
     let dir = tempfile::tempdir().unwrap();
     let control = crate::support::json(dir.path().join("control.sock").to_string_lossy());
-    let config = format!(r#"{{"logStdout": true, "workers": 1, "control": {control}, {body}}}"#);
+    let config = format!(r#"{{"logStdout": true, "workers": {workers}, "control": {control}, {body}}}"#);
     std::fs::write(dir.path().join("conf.json"), config).unwrap();
     let mut daemon = Serve2d::spawn(&[], &dir.path().join("conf.json"));
     daemon.wait_for_line("steering attached").await;
@@ -110,6 +115,42 @@ fn under_all_two_hundred_random_ports_each_carry_a_flow_answered_from_the_dialle
         // Each client datagram: the flows' reply sockets are unconnected
         // (one per dialled port), so the program sees every datagram.
         assert!(text.contains("udp_steered 400"), "the program steered each datagram once: {text}");
+        daemon.child.kill().await.unwrap();
+    });
+}
+
+#[test]
+fn with_two_workers_steered_flows_spread_over_both_and_replies_leave_from_the_dialled_port() {
+    in_netns(|| async {
+        let backend = UdpBackend::start("b").await;
+        let body =
+            format!(r#""steer": {{"udpPorts": [5300]}}, "udp": {{"forward": {{"target": "{}"}}}}"#, backend.addr);
+        let (dir, mut daemon) = start_with_workers(&body, 2).await;
+        let dialled: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let mut clients = Vec::new();
+        for i in 0..64 {
+            let client = client().await;
+            // `exchange` asserts the reply came from exactly 127.0.0.1:5300.
+            assert_eq!(exchange(&client, dialled, &i.to_string()).await, format!("b:{i}"));
+            clients.push(client);
+        }
+        // The kernel keeps each client on its worker: no flow is created twice.
+        for client in &clients {
+            assert_eq!(exchange(client, dialled, "again").await, "b:again");
+        }
+        let output = std::process::Command::new(crate::support::process::binary())
+            .args(["status", "--json", "--socket"])
+            .arg(dir.path().join("control.sock"))
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let udp = &status["udp"];
+        assert_eq!((udp["flows"].as_u64(), udp["policies"][0]["created"].as_u64()), (Some(64), Some(64)), "{udp:#}");
+        let sockets = udp["sockets"].as_array().unwrap();
+        let mut threads: Vec<&str> = sockets.iter().map(|s| s["thread"].as_str().unwrap()).collect();
+        threads.sort_unstable();
+        assert_eq!(threads, ["serve2-udp-0", "serve2-udp-1"], "{udp:#}");
+        assert!(sockets.iter().all(|s| s["flows"].as_u64() > Some(0)), "both workers serve flows: {udp:#}");
         daemon.child.kill().await.unwrap();
     });
 }

@@ -75,10 +75,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Bound before steering attaches: the steered one goes in its map.
     let udp_sockets = udp::bind(&config, &mut described)?;
     let started = match &config.steer {
-        Some(steer) => {
-            let udp_steered = udp_sockets.iter().find(|s| s.steered).map(|s| &s.socket);
-            Some(steering::start(&config, steer, &mut groups, udp_steered, &mut described)?)
-        }
+        Some(steer) => Some(steering::start(&config, steer, &mut groups, udp_sockets.steered(), &mut described)?),
         None => None,
     };
     #[cfg(feature = "steer")]
@@ -239,7 +236,9 @@ pub async fn run_with(
 }
 
 /// Like [`run_with`], also serving UDP flows on `udp_sockets` (bound with
-/// [`crate::udp::socket::bind`], as `udpAddress` is: not steered).
+/// [`crate::udp::socket::bind`] or [`crate::udp::group::bind_group`], as
+/// `udpAddress` is: not steered); socket i is served by UDP worker
+/// i % `workers`.
 pub async fn run_with_sockets(
     config: Config,
     listeners: Vec<std::net::TcpListener>,
@@ -271,7 +270,12 @@ pub async fn run_with_sockets(
     );
     let control = start_control(&config, source, None).await?;
     let workers = listeners.into_iter().map(|l| vec![l]).collect();
-    let udp_sockets = udp_sockets.into_iter().map(|socket| udp::UdpSocketToServe { socket, steered: false }).collect();
+    // Spread like the daemon's groups: socket i to UDP worker i.
+    let mut per_worker: Vec<Vec<udp::UdpSocketToServe>> = (0..config.workers).map(|_| Vec::new()).collect();
+    for (i, socket) in udp_sockets.into_iter().enumerate() {
+        per_worker[i % config.workers.max(1)].push(udp::UdpSocketToServe { socket, steered: false });
+    }
+    let udp_sockets = udp::UdpSockets { per_worker };
     let udp_running = match &udp_server {
         Some(udp_server) => udp::start(udp_server, udp_sockets)?,
         None => None,

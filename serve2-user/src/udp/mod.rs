@@ -1,5 +1,7 @@
-//! UDP flows: one socket (the `udpAddress` socket, or the one the kernel
-//! steers `steer.udpPorts` to) takes every client datagram. A flow is a
+//! UDP flows: the `udpAddress` sockets and the ones the kernel steers
+//! `steer.udpPorts` to (each a SO_REUSEPORT group of one socket per
+//! worker thread, the kernel hashing each client to one) take every client
+//! datagram; `maxFlows` and `maxFlowsPerSource` hold across all of them. A flow is a
 //! (client address, dialled address) pair; its first datagrams are
 //! buffered — at most [`MAX_BUFFERED_DATAGRAMS`] and [`MAX_BUFFERED_BYTES`],
 //! for at most `detectTimeout` — until the `udp` block's protocols decide,
@@ -14,7 +16,9 @@
 //! block by dialled port; [`kinds`] are the detectors; [`socket`] binds and
 //! talks to the kernel; [`plan`] decides which UDP ports steering takes.
 
+mod admission;
 mod flow;
+pub mod group;
 mod header;
 pub mod kinds;
 pub mod metrics;

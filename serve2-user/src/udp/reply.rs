@@ -14,6 +14,19 @@
 //!   this one. Should steering stop (detached, or the daemon's heartbeat
 //!   stale), the kernel delivers the port's datagrams to this socket
 //!   instead; they are read and handled as if they came the usual way.
+//! - With several workers, each worker's dispatcher binds its own reply
+//!   socket for a dialled address:port its flows use (SO_REUSEADDR on all
+//!   of them lets them share it). While steering assigns, none of them
+//!   receives anything: the kernel's UDP lookup (`__udp4_lib_lookup`,
+//!   `__udp6_lib_lookup`) takes a *connected* socket first, then the
+//!   sk_lookup program's choice — the daemon's SO_REUSEPORT group, where
+//!   the 4-tuple hash sends a client to the same worker every time — and
+//!   only without one the best unconnected match, a reply socket. So a
+//!   stray never reaches a worker that does not own its flow while
+//!   steering is attached. Once it is not (shutdown, a stale heartbeat),
+//!   the kernel hands a dialled address's datagrams to one of the reply
+//!   sockets bound there, whichever worker's it is: a flow of another
+//!   worker then starts afresh on this one (a new backend socket), once.
 //!
 //! docs/ARCHITECTURE.md ("UDP") has the measurements behind this choice
 //! over one connected socket per flow.

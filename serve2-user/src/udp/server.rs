@@ -1,4 +1,5 @@
-//! The UDP server: one task owns a socket and the flow table. It takes
+//! The UDP server: one task per socket owns it and its flow table (the
+//! limits are shared by every socket's table). It takes
 //! datagrams in batches, finds or creates each one's flow, buffers a new
 //! flow's datagrams until its protocols decide, then replays them to the
 //! backend and sends every later one straight on; a task per open flow
@@ -10,6 +11,7 @@ use std::collections::BinaryHeap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,24 +19,27 @@ use arc_swap::ArcSwap;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::admission::Admission;
 use super::flow::{Buffer, Flow, FlowEnd, FlowKey, FlowShared, FlowState, Traffic};
 use super::mmsg::Outbox;
 use super::reply::{ReplySockets, Stray};
 use super::router::UdpRouter;
 use super::set::Decision;
 use super::socket::RecvBatch;
-use super::stats::{DropReason, SharedStats, UdpStats, UdpStatus};
+use super::stats::{DropReason, ServedSocket, SharedStats, UdpStats, UdpStatus};
 
 /// Batches taken in a row before timers and reply tasks get a turn.
 const BATCHES_PER_TURN: usize = 8;
 
-/// Serves UDP flows on sockets given to [`UdpServer::serve`]; cheap to
-/// clone (the router and counters are shared).
+/// Serves UDP flows on sockets given to [`UdpServer::serve`], from any
+/// number of threads; cheap to clone (the router, the limits and the
+/// counters are shared).
 #[derive(Debug, Clone)]
 pub struct UdpServer {
     router: Arc<ArcSwap<UdpRouter>>,
     stats: SharedStats,
-    listeners: Arc<Mutex<Vec<String>>>,
+    admission: Arc<Admission>,
+    sockets: Arc<Mutex<Vec<ServedSocket>>>,
 }
 
 impl UdpServer {
@@ -43,7 +48,8 @@ impl UdpServer {
         Self {
             router: Arc::new(ArcSwap::from_pointee(router)),
             stats: Arc::new(UdpStats::default()),
-            listeners: Arc::default(),
+            admission: Arc::default(),
+            sockets: Arc::default(),
         }
     }
 
@@ -65,8 +71,10 @@ impl UdpServer {
     /// What `serve2d status` shows.
     pub fn status(&self) -> UdpStatus {
         let router = self.router.load();
+        let (listeners, sockets) = self.sockets.lock().map(|s| ServedSocket::status(&s)).unwrap_or_default();
         UdpStatus {
-            listeners: self.listeners.lock().map(|l| l.clone()).unwrap_or_default(),
+            listeners,
+            sockets,
             flows: self.stats.flows(),
             max_flows: router.limits.max_flows as u64,
             max_flows_per_source: router.limits.max_flows_per_source as u64,
@@ -88,8 +96,11 @@ impl UdpServer {
             Ok(socket) => Arc::new(socket),
             Err(e) => return tracing::error!(error = %e, "udp: cannot serve the socket"),
         };
-        if let (Some(local), Ok(mut listeners)) = (local, self.listeners.lock()) {
-            listeners.push(if steered { format!("{local} (steering)") } else { local.to_string() });
+        let flows = Arc::new(AtomicU64::new(0));
+        if let (Some(local), Ok(mut sockets)) = (local, self.sockets.lock()) {
+            let label = if steered { format!("{local} (steering)") } else { local.to_string() };
+            let thread = std::thread::current().name().unwrap_or("-").to_owned();
+            sockets.push(ServedSocket { label, thread, flows: flows.clone() });
         }
         let (strays_tx, strays) = mpsc::channel(1024);
         let (resolved_tx, resolved) = mpsc::unbounded_channel();
@@ -100,7 +111,8 @@ impl UdpServer {
             steered,
             router: self.router.clone(),
             stats: self.stats.clone(),
-            table: super::table::FlowTable::default(),
+            table: super::table::FlowTable::new(self.admission.clone()),
+            socket_flows: flows,
             deadlines: BinaryHeap::new(),
             replies: ReplySockets::new(strays_tx),
             resolved_tx,
@@ -126,6 +138,8 @@ pub(super) struct Dispatcher {
     pub(super) router: Arc<ArcSwap<UdpRouter>>,
     pub(super) stats: SharedStats,
     pub(super) table: super::table::FlowTable,
+    /// This table's flow count, for status.
+    pub(super) socket_flows: Arc<AtomicU64>,
     /// Detection deadlines, earliest first (stale entries skipped).
     pub(super) deadlines: BinaryHeap<Reverse<(tokio::time::Instant, u64, FlowKey)>>,
     pub(super) replies: ReplySockets,
@@ -276,12 +290,12 @@ impl Dispatcher {
         let Some(policy) = router.for_port(key.dialled.port()).cloned() else {
             return self.dropped(DropReason::NoPolicy);
         };
-        if let Err(reason) = self.table.admits(&key, router.limits) {
+        if let Err(reason) = self.table.admit(&key, router.limits) {
             return self.dropped(reason);
         }
         drop(router);
         policy.counters.created();
-        self.stats.flows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.flows.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(FlowShared::default());
         shared.touch(now_ms);
         let mut buffer = Buffer::default();
@@ -305,6 +319,7 @@ impl Dispatcher {
         };
         let full = matches!(&flow.state, FlowState::Detecting(b) if b.is_full());
         self.table.insert(key, flow);
+        self.socket_flows.store(self.table.len() as u64, Ordering::Relaxed);
         self.judge(&key, full, None);
         // Most flows are decided by their first datagram: only the others
         // wait on a deadline.
@@ -376,7 +391,8 @@ impl Dispatcher {
             }
         }
         flow.finish(end);
-        self.stats.flows.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.flows.fetch_sub(1, Ordering::Relaxed);
+        self.socket_flows.store(self.table.len() as u64, Ordering::Relaxed);
     }
 }
 

@@ -48,7 +48,7 @@ pub fn bind_steered(at: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 /// Non-blocking, a large receive buffer, and the dialled address on every
 /// datagram (for IPv4 datagrams on a dual-stack socket too).
-fn prepare(socket: &Socket, ipv6: bool) -> io::Result<()> {
+pub(super) fn prepare(socket: &Socket, ipv6: bool) -> io::Result<()> {
     socket.set_nonblocking(true)?;
     // Best effort: the default still works, it only drops sooner.
     let _ = socket.set_recv_buffer_size(SOCKET_RECEIVE_BUFFER);

@@ -121,6 +121,10 @@ impl DropCounters {
 pub struct UdpStatus {
     /// The UDP sockets (`127.0.0.1:5353`, `[::]:40001 (steering)`).
     pub listeners: Vec<String>,
+    /// Each socket's open flows and the thread serving it (a
+    /// SO_REUSEPORT group has one socket per worker).
+    #[serde(default)]
+    pub sockets: Vec<UdpSocketStatus>,
     /// Flows open now, all policies.
     pub flows: u64,
     /// `maxFlows`.
@@ -131,6 +135,44 @@ pub struct UdpStatus {
     pub dropped: std::collections::BTreeMap<String, u64>,
     /// Per policy, then the top level.
     pub policies: Vec<UdpPolicyStatus>,
+}
+
+/// One UDP socket's share of the flows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UdpSocketStatus {
+    /// Its address, as in [`UdpStatus::listeners`].
+    pub address: String,
+    /// The thread serving it (`serve2-udp-0`, …).
+    pub thread: String,
+    /// Flows in its table now.
+    pub flows: u64,
+}
+
+/// A socket being served, for status.
+#[derive(Debug)]
+pub(super) struct ServedSocket {
+    /// `127.0.0.1:5353`, `[::]:40001 (steering)`.
+    pub label: String,
+    /// The thread serving it.
+    pub thread: String,
+    /// Flows in its table now.
+    pub flows: Arc<AtomicU64>,
+}
+
+impl ServedSocket {
+    /// Status's listeners (a SO_REUSEPORT group's address once) and
+    /// sockets.
+    pub(super) fn status(served: &[ServedSocket]) -> (Vec<String>, Vec<UdpSocketStatus>) {
+        let (mut listeners, mut sockets) = (Vec::new(), Vec::new());
+        for socket in served {
+            if !listeners.contains(&socket.label) {
+                listeners.push(socket.label.clone());
+            }
+            let flows = socket.flows.load(Ordering::Relaxed);
+            sockets.push(UdpSocketStatus { address: socket.label.clone(), thread: socket.thread.clone(), flows });
+        }
+        (listeners, sockets)
+    }
 }
 
 /// One `udp` block's flows.
@@ -164,6 +206,19 @@ impl std::fmt::Display for UdpStatus {
         )?;
         let dropped: Vec<String> = self.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
         writeln!(f, "  dropped datagrams: {}", dropped.join(", "))?;
+        if self.sockets.len() > 1 {
+            // A thread serves a socket of each group: name the group when
+            // there are several.
+            let shares: Vec<String> = self
+                .sockets
+                .iter()
+                .map(|s| match self.listeners.len() {
+                    1 => format!("{} {}", s.thread, s.flows),
+                    _ => format!("{} {} {}", s.thread, s.address, s.flows),
+                })
+                .collect();
+            writeln!(f, "  flows per thread: {}", shares.join(", "))?;
+        }
         for policy in &self.policies {
             let fallback = policy.fallback.as_deref().map(|p| format!(" (default: {p})")).unwrap_or_default();
             writeln!(

@@ -28,16 +28,26 @@ impl UdpDaemon {
     /// Serves the configuration object `body` (without braces; its
     /// `udpAddress` is set here) on a socket bound to `bind`.
     pub async fn start_at(body: &str, bind: &str) -> UdpDaemon {
+        Self::start_with_workers(body, bind, 1).await
+    }
+
+    /// [`UdpDaemon::start_at`] with `workers` UDP threads, each serving one
+    /// socket of a SO_REUSEPORT group on `bind`.
+    pub async fn start_with_workers(body: &str, bind: &str, workers: usize) -> UdpDaemon {
         let dir = tempfile::tempdir().expect("temporary folder");
         let control = dir.path().join("control.sock");
         let text = format!(
-            r#"{{"udpAddress": "{bind}", "workers": 1, "shutdownTimeout": 0.05, "control": {}, {body}}}"#,
+            r#"{{"udpAddress": "{bind}", "workers": {workers}, "shutdownTimeout": 0.05, "control": {}, {body}}}"#,
             super::json(control.to_string_lossy())
         );
         let config = Config::parse(Path::new("test.json"), &text).unwrap_or_else(|e| panic!("{e}"));
         let address = serve2::config::parse_listen_address(bind).expect("bind address");
-        let socket = serve2::udp::socket::bind(&address).expect("bind udp");
-        let local = socket.local_addr().expect("local addr");
+        let sockets = if workers == 1 {
+            vec![serve2::udp::socket::bind(&address).expect("bind udp")]
+        } else {
+            serve2::udp::group::bind_group(&address, workers).expect("bind udp group")
+        };
+        let local = sockets[0].local_addr().expect("local addr");
         let addr = match address {
             ListenAddress::AllInterfaces(_) => SocketAddr::from(([127, 0, 0, 1], local.port())),
             ListenAddress::Addr(_) => local,
@@ -47,7 +57,7 @@ impl UdpDaemon {
             let stopped = async {
                 let _ = stopped.await;
             };
-            serve2::daemon::run_with_sockets(config, Vec::new(), vec![socket], stopped).await.expect("daemon runs");
+            serve2::daemon::run_with_sockets(config, Vec::new(), sockets, stopped).await.expect("daemon runs");
         });
         let daemon = UdpDaemon { addr, dir, stop: Some(stop), task };
         daemon.wait_for_control().await;
