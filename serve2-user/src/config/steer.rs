@@ -102,20 +102,22 @@ impl<'de> Deserialize<'de> for PortSpec {
     }
 }
 
-/// Checked `steer`.
-#[derive(Debug, Clone)]
+/// Checked `steer`: its TCP ports (`steer.ports`) or, as
+/// [`super::UdpSteer`], its UDP ports (`steer.udpPorts`), with what applies
+/// to both (`exclude`, `addresses`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteerConfig {
-    /// Ports listed one by one: taken even where another socket listens.
+    /// Ports listed one by one: taken even where another socket is bound.
     pub listed: PortSet,
-    /// Ports from ranges and `"all"`: skipped where another socket listens.
+    /// Ports from ranges and `"all"`: skipped where another socket is bound.
     pub ranged: PortSet,
-    /// Ports never steered.
+    /// Ports never steered (`steer.exclude`, for UDP as for TCP).
     pub exclude: PortSet,
     /// Local prefixes steering is limited to (empty: all).
     pub scope: Vec<IpNet>,
     /// Ports of local backends (`target`s) that only a range or `"all"`
-    /// named: left unsteered so serve2's own connections to them do not
-    /// come back to it.
+    /// named: left unsteered so serve2's own connections or datagrams to
+    /// them do not come back to it.
     pub local_targets: PortSet,
 }
 
@@ -288,8 +290,21 @@ impl Checker<'_> {
     /// `"all"` names them, and refuses targets on ports listed one by one:
     /// either would be steered back into serve2.
     pub(super) fn no_loops(&mut self, steer: &mut SteerConfig) {
+        let targets = std::mem::take(&mut self.targets);
+        self.no_loops_in(targets, steer, "steer.ports", "connections");
+    }
+
+    /// [`Checker::no_loops`] for `targets` against `steer`'s ports, which
+    /// the configuration names `field`; `what` travels to them.
+    pub(super) fn no_loops_in(
+        &mut self,
+        targets: Vec<(JsonPath, String)>,
+        steer: &mut SteerConfig,
+        field: &str,
+        what: &str,
+    ) {
         let local = local_addresses();
-        for (at, target) in std::mem::take(&mut self.targets) {
+        for (at, target) in targets {
             let Ok(addrs) = target.to_socket_addrs() else {
                 continue; // Not resolvable now; cannot be judged.
             };
@@ -303,8 +318,8 @@ impl Checker<'_> {
                     continue;
                 }
                 let message = format!(
-                    "`{target}` is a local address on port {port}, which steer.ports lists: connections to it would \
-                     come back to serve2; remove {port} from steer.ports or add it to steer.exclude"
+                    "`{target}` is a local address on port {port}, which {field} lists: {what} to it would \
+                     come back to serve2; remove {port} from {field} or add it to steer.exclude"
                 );
                 self.problem(at, message);
             }

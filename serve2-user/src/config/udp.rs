@@ -1,7 +1,6 @@
 //! `udp` blocks (top level and per policy), `udpAddress`, `maxFlows` and
 //! `maxFlowsPerSource`: the configuration of UDP flows.
 
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use serde_json::value::RawValue;
 use super::error::JsonPath;
 use super::protocols::strip_position;
 use super::raw::RawConfig;
-use super::steer::{Policy, RawSteer, SteerConfig, local_addresses};
+use super::steer::{Policy, RawSteer, SteerConfig};
 use super::{Checker, ListenAddress, check_target, parse_listen_address};
 use crate::ports::PortSet;
 use crate::udp::kinds::{udp_kind, udp_kinds};
@@ -96,33 +95,7 @@ impl UdpConfig {
 
 /// Checked `steer.udpPorts`, with what of `steer` applies to UDP too
 /// (`exclude`, `addresses`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UdpSteer {
-    /// Ports listed one by one: taken even where another socket is bound.
-    pub listed: PortSet,
-    /// Ports from ranges and `"all"`: skipped where another socket is bound.
-    pub ranged: PortSet,
-    /// `steer.exclude`: never steered, for UDP as for TCP.
-    pub exclude: PortSet,
-    /// `steer.addresses`: the local prefixes steering is limited to.
-    pub scope: Vec<ipnet::IpNet>,
-    /// Ports of local UDP targets only a range or `"all"` named: left
-    /// unsteered so serve2's own datagrams to them do not come back to it.
-    pub local_targets: PortSet,
-}
-
-impl UdpSteer {
-    /// Every UDP port the configuration steers, before skipping ports in use.
-    pub fn configured(&self) -> PortSet {
-        self.listed.union(&self.ranged).difference(&self.exclude).difference(&self.local_targets)
-    }
-
-    /// Whether a datagram to `ip` (when local) on `port` would be steered.
-    pub fn captures(&self, ip: std::net::IpAddr, port: u16) -> bool {
-        let in_scope = self.scope.is_empty() || self.scope.iter().any(|net| net.contains(&ip.to_canonical()));
-        in_scope && self.configured().contains(port)
-    }
-}
+pub type UdpSteer = SteerConfig;
 
 impl Checker<'_> {
     /// `steer.udpPorts` (with `steer.exclude` and `steer.addresses`, already
@@ -293,25 +266,8 @@ impl Checker<'_> {
     /// only a range or `"all"` of `steer.udpPorts` names is left unsteered;
     /// one on a port listed one by one is refused.
     pub(super) fn udp_no_loops(&mut self, steer: &mut UdpSteer) {
-        let local = local_addresses();
-        for (at, target) in std::mem::take(&mut self.udp_targets) {
-            let Ok(addrs) = target.to_socket_addrs() else { continue };
-            let looping = addrs.into_iter().find(|a| {
-                (a.ip().is_loopback() || local.contains(&a.ip().to_canonical())) && steer.captures(a.ip(), a.port())
-            });
-            if let Some(addr) = looping {
-                let port = addr.port();
-                if !steer.listed.contains(port) {
-                    steer.local_targets.insert(port);
-                    continue;
-                }
-                let message = format!(
-                    "`{target}` is a local address on port {port}, which steer.udpPorts lists: datagrams to it \
-                     would come back to serve2; remove {port} from steer.udpPorts or add it to steer.exclude"
-                );
-                self.problem(at, message);
-            }
-        }
+        let targets = std::mem::take(&mut self.udp_targets);
+        self.no_loops_in(targets, steer, "steer.udpPorts", "datagrams");
     }
 }
 

@@ -41,9 +41,9 @@ pub(super) fn start(
     own.insert(local.port());
     let mut plan = SteerPlan::new(steer, &in_use, &own);
     if let (Some(udp_steer), Some(socket)) = (&config.udp.steer, udp_socket) {
-        let bound = crate::udp::plan::bound_udp_ports().map_err(bind_error)?;
+        let bound = crate::steer::bound_udp_ports().map_err(bind_error)?;
         let own: PortSet = socket.local_addr().map(|a| a.port()).into_iter().collect();
-        let udp_plan = crate::udp::UdpPlan::new(udp_steer, &bound, &own);
+        let udp_plan = SteerPlan::new(udp_steer, &bound, &own);
         if !udp_plan.skipped.is_empty() {
             tracing::warn!(ports = %udp_plan.skipped, "not steering UDP ports where another socket is already bound");
         }

@@ -97,17 +97,12 @@ impl ProxyHandler {
         }
     }
 
-    /// Connects to the backend; with `first`, writes it too, which on a
-    /// plain connect is what says the connection is up (see `connect.rs`).
-    /// Returns whether `first` was written.
-    async fn connect(&self, client: &ConnInfo, first: Option<&[u8]>) -> Result<(TcpStream, bool), HandlerError> {
-        if !self.transparent {
-            let stream = self.bounded(connect_sending(&self.target, first.unwrap_or_default())).await?;
-            return Ok((stream, first.is_some()));
-        }
-        let stream = self.bounded(connect_transparent(&self.target, client.peer)).await?;
-        stream.set_nodelay(true).map_err(|source| self.backend_error(source))?;
-        Ok((stream, false))
+    /// Connects to the backend (from the client's address with
+    /// `transparent`) and writes `first`, which is what says the connection
+    /// is up (see `connect.rs`).
+    async fn connect(&self, client: &ConnInfo, first: &[u8]) -> Result<TcpStream, HandlerError> {
+        let from = self.transparent.then_some(client.peer);
+        self.bounded(connect_sending(&self.target, first, from)).await
     }
 
     async fn originate_tls(
@@ -127,35 +122,6 @@ impl ProxyHandler {
         let tls = self.bounded(TlsConnector::from(Arc::new(config)).connect(name, tcp)).await?;
         Ok(Stream::boxed(tls))
     }
-}
-
-/// Connects to `target` from `client`'s address (any port), with
-/// IP_TRANSPARENT so the kernel lets serve2 use an address it does not own.
-async fn connect_transparent(target: &str, client: std::net::SocketAddr) -> std::io::Result<TcpStream> {
-    let source = std::net::SocketAddr::new(client.ip().to_canonical(), 0);
-    let mut last = None;
-    // The source must be of the backend's family: sniproxy's bug was to mix them.
-    for addr in tokio::net::lookup_host(target).await?.filter(|a| a.is_ipv4() == source.is_ipv4()) {
-        let family = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-        let socket = socket2::Socket::new(family, socket2::Type::STREAM.nonblocking(), Some(socket2::Protocol::TCP))?;
-        if addr.is_ipv4() {
-            socket.set_ip_transparent_v4(true)?;
-        } else {
-            socket.set_ip_transparent_v6(true)?;
-        }
-        socket.bind(&source.into())?;
-        match tokio::net::TcpSocket::from_std_stream(socket.into()).connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
-        std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!("transparent: {target} has no {family} address for the client {client} to connect from"),
-        )
-    }))
 }
 
 /// The host part of `host:port` or `[v6]:port`.
@@ -178,13 +144,14 @@ impl Handler for ProxyHandler {
             // Connecting and TLS handshakes are boxed: their state is large
             // and short-lived, while the relay below may idle for hours.
             // Without TLS to originate, the first bytes go out with the connect.
-            let (tcp, sent) = Box::pin(self.connect(&info, self.tls.is_none().then_some(&first[..]))).await?;
+            let with_connect: &[u8] = if self.tls.is_none() { &first } else { &[] };
+            let tcp = Box::pin(self.connect(&info, with_connect)).await?;
             let mut backend = match &self.tls {
                 Some(config) => Box::pin(self.originate_tls(config, &info, tcp)).await?,
                 None => Stream::Tcp(tcp),
             };
             drop(info);
-            if !sent && !first.is_empty() {
+            if self.tls.is_some() && !first.is_empty() {
                 let written = backend.write_all(&first).await;
                 if let Err(source) = written {
                     return Err(self.backend_error(source));

@@ -1,17 +1,18 @@
-//! The TCP sockets listening in this network namespace: which ports
-//! `"all"` must leave alone, and which socket a kernel-direct route hands
-//! connections to.
+//! The sockets that receive in this network namespace: listening TCP
+//! sockets (which ports `"all"` must leave alone, and which socket a
+//! kernel-direct route hands connections to) and unconnected UDP sockets
+//! (which UDP ports `"all"` must leave alone).
 //!
-//! Asked of the kernel over netlink (`sock_diag`, filtered to the LISTEN
-//! state by the kernel), not read from `/proc/net/tcp`: that file lists
-//! every socket, and a busy daemon's namespace holds tens of thousands in
-//! TIME_WAIT, which made reading it take long enough to stall the thread.
+//! Asked of the kernel over netlink (`sock_diag`, filtered by state in the
+//! kernel), not read from `/proc/net/tcp`: that file lists every socket,
+//! and a busy daemon's namespace holds tens of thousands in TIME_WAIT,
+//! which made reading it take long enough to stall the thread.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// A listening TCP socket of this namespace.
+/// A listening TCP socket, or an unconnected UDP socket, of this namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listening {
     pub local: SocketAddr,
@@ -23,6 +24,9 @@ const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const TCP_LISTEN: u32 = 10;
+/// The state `sock_diag` gives an unconnected UDP socket (TCP_CLOSE);
+/// connected ones are clients (serve2's backend sockets among them).
+const UDP_UNCONNECTED: u32 = 7;
 /// `struct nlmsghdr`.
 const HEADER: usize = 16;
 /// `struct inet_diag_req_v2`.
@@ -32,6 +36,17 @@ const MESSAGE: usize = 72;
 
 /// Every listening TCP socket of the calling thread's network namespace.
 pub fn listening_sockets() -> io::Result<Vec<Listening>> {
+    sockets(libc::IPPROTO_TCP, TCP_LISTEN)
+}
+
+/// Every unconnected UDP socket of the calling thread's network namespace:
+/// where another program receives.
+pub fn unconnected_udp_sockets() -> io::Result<Vec<Listening>> {
+    sockets(libc::IPPROTO_UDP, UDP_UNCONNECTED)
+}
+
+/// The sockets of `protocol` in `state`, IPv4 and IPv6.
+fn sockets(protocol: i32, state: u32) -> io::Result<Vec<Listening>> {
     // SAFETY: a plain socket call; the descriptor is owned at once.
     let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
     if fd < 0 {
@@ -41,21 +56,21 @@ pub fn listening_sockets() -> io::Result<Vec<Listening>> {
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut sockets = Vec::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
-        request(&socket, family as u8)?;
+        request(&socket, family as u8, protocol as u8, state)?;
         receive(&socket, &mut sockets)?;
     }
     Ok(sockets)
 }
 
-/// Asks for the listening TCP sockets of `family`.
-fn request(socket: &OwnedFd, family: u8) -> io::Result<()> {
+/// Asks for the sockets of `family` and `protocol` in `state`.
+fn request(socket: &OwnedFd, family: u8, protocol: u8, state: u32) -> io::Result<()> {
     let mut message = [0u8; HEADER + REQUEST];
     message[0..4].copy_from_slice(&((HEADER + REQUEST) as u32).to_ne_bytes());
     message[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
     message[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
     message[HEADER] = family;
-    message[HEADER + 1] = libc::IPPROTO_TCP as u8;
-    message[HEADER + 4..HEADER + 8].copy_from_slice(&(1u32 << TCP_LISTEN).to_ne_bytes());
+    message[HEADER + 1] = protocol;
+    message[HEADER + 4..HEADER + 8].copy_from_slice(&(1u32 << state).to_ne_bytes());
     // SAFETY: sends the buffer of the length given on our socket; an
     // unaddressed netlink send goes to the kernel.
     let sent = unsafe { libc::send(socket.as_raw_fd(), message.as_ptr().cast(), message.len(), 0) };
@@ -152,6 +167,17 @@ mod tests {
         let local = listener.local_addr().expect("addr");
         let sockets = listening_sockets().expect("sock_diag answers");
         assert!(sockets.iter().any(|s| s.local == local && s.inode != 0), "{local} not in {sockets:?}");
+    }
+
+    #[test]
+    fn only_unconnected_udp_sockets_hold_a_port() {
+        let unconnected = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let connected = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        connected.connect(unconnected.local_addr().expect("addr")).expect("connect");
+        let sockets = unconnected_udp_sockets().expect("sock_diag answers");
+        let (held, client) = (unconnected.local_addr().expect("addr"), connected.local_addr().expect("addr"));
+        assert!(sockets.iter().any(|s| s.local == held), "{held} not in {sockets:?}");
+        assert!(!sockets.iter().any(|s| s.local == client), "connected {client} in {sockets:?}");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serve2_common::{
 
 pub use counters::{Heartbeat, KernelCounters};
 pub use direct::DirectRoute;
-pub use plan::{SteerPlan, listening_ports};
+pub use plan::{SteerPlan, bound_udp_ports, listening_ports};
 pub use table::{KernelPolicy, KernelTable, TooManyPolicies};
 
 use maps::{KernelMaps, Ports};

@@ -1,5 +1,6 @@
 //! Which ports to steer, given the configuration and the sockets already
-//! listening in this network namespace.
+//! receiving in this network namespace: for TCP (`steer.ports`, listening
+//! sockets) and UDP (`steer.udpPorts`, unconnected sockets) alike.
 
 use std::io;
 
@@ -39,6 +40,14 @@ pub fn listening_ports() -> io::Result<PortSet> {
     Ok(super::listening::listening_sockets()?.iter().map(|s| s.local.port()).collect())
 }
 
+/// UDP ports with an unconnected socket bound in the calling thread's
+/// network namespace (IPv4 and IPv6): where another program receives.
+/// Connected sockets are clients, not receivers, and are left out, serve2's
+/// own backend sockets among them.
+pub fn bound_udp_ports() -> io::Result<PortSet> {
+    Ok(super::listening::unconnected_udp_sockets()?.iter().map(|s| s.local.port()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +72,18 @@ mod tests {
         let plan = SteerPlan::new(&config, &in_use, &own);
         assert_eq!(plan.skipped.to_string(), "8003");
         assert_eq!(plan.steered.to_string(), "8000-8002,8004-8008,8010");
+    }
+
+    #[test]
+    fn udp_ranges_skip_ports_in_use_but_listed_ports_are_taken() {
+        let mut steer = crate::config::UdpSteer::default();
+        steer.listed.insert(5353);
+        steer.ranged.insert_range(5350, 5360);
+        steer.exclude.insert(5351);
+        let in_use: PortSet = [5353, 5355, 5358].into_iter().collect();
+        let own: PortSet = [5358].into_iter().collect();
+        let plan = SteerPlan::new(&steer, &in_use, &own);
+        assert_eq!(plan.skipped.to_string(), "5355");
+        assert_eq!(plan.steered.to_string(), "5350,5352-5354,5356-5360");
     }
 }

@@ -14,7 +14,8 @@
 //!
 //! [`server::UdpServer`] is the engine; [`router`] picks a flow's `udp`
 //! block by dialled port; [`kinds`] are the detectors; [`socket`] binds and
-//! talks to the kernel; [`plan`] decides which UDP ports steering takes.
+//! talks to the kernel. Which UDP ports steering takes is decided with the
+//! TCP ones, in `steer/plan.rs`.
 
 mod admission;
 mod flow;
@@ -23,7 +24,6 @@ mod header;
 pub mod kinds;
 pub mod metrics;
 mod mmsg;
-pub mod plan;
 mod reply;
 pub mod router;
 mod routing;
@@ -33,7 +33,6 @@ pub mod socket;
 pub mod stats;
 mod table;
 
-pub use plan::UdpPlan;
 pub use router::UdpRouter;
 pub use server::UdpServer;
 pub use stats::UdpStatus;
